@@ -1,0 +1,35 @@
+//! `cargo ktstr`: runs ktstr tests and manages guest kernels.
+
+mod kernel_cmd;
+mod test_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo", bin_name = "cargo")]
+enum Cargo {
+    Ktstr(Cli),
+}
+
+#[derive(clap::Args)]
+#[command(version, about = "Test harness for Linux sched_ext schedulers")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Download, list and inspect guest kernels.
+    Kernel(kernel_cmd::KernelArgs),
+    /// Run ktstr tests with cargo nextest (fetching a kernel if none is cached).
+    Test(test_cmd::TestArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let Cargo::Ktstr(cli) = Cargo::parse();
+    match cli.cmd {
+        Cmd::Kernel(args) => kernel_cmd::run(args),
+        Cmd::Test(args) => test_cmd::run(args),
+    }
+}

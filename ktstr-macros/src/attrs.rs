@@ -1,0 +1,120 @@
+//! Parsing and validating `#[ktstr_test(...)]` arguments.
+
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprArray, ExprLit, Lit, LitInt, LitStr, Meta, Path, Token};
+
+const KNOWN: &str = "numa_nodes, llcs, cores, threads, memory_mb, duration_s, scheduler, extra_sched_args";
+
+pub struct TestAttrs {
+    pub numa_nodes: u32,
+    pub llcs: u32,
+    pub cores: u32,
+    pub threads: u32,
+    pub memory_mb: u32,
+    pub duration_s: u64,
+    pub scheduler: Option<Path>,
+    pub extra_sched_args: Vec<LitStr>,
+    /// Where the topology attributes were written, for cross-field errors.
+    topo_span: Option<proc_macro2::Span>,
+}
+
+impl Default for TestAttrs {
+    fn default() -> Self {
+        TestAttrs {
+            numa_nodes: 1,
+            llcs: 1,
+            cores: 2,
+            threads: 1,
+            memory_mb: 2048,
+            duration_s: 10,
+            scheduler: None,
+            extra_sched_args: Vec::new(),
+            topo_span: None,
+        }
+    }
+}
+
+impl Parse for TestAttrs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut a = TestAttrs::default();
+        let mut seen: Vec<String> = Vec::new();
+        let metas = Punctuated::<Meta, Token![,]>::parse_terminated(input)?;
+        for meta in metas {
+            let Meta::NameValue(nv) = &meta else {
+                return Err(syn::Error::new_spanned(
+                    &meta,
+                    format!("expected `name = value`; #[ktstr_test] accepts: {KNOWN}"),
+                ));
+            };
+            let key = nv.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+            if seen.contains(&key) {
+                return Err(syn::Error::new_spanned(&nv.path, format!("`{key}` is given twice")));
+            }
+            seen.push(key.clone());
+            let v = &nv.value;
+            if ["numa_nodes", "llcs", "cores", "threads"].contains(&key.as_str()) {
+                a.topo_span = Some(syn::spanned::Spanned::span(&nv));
+            }
+            match key.as_str() {
+                "numa_nodes" => a.numa_nodes = positive(v, &key)?,
+                "llcs" => a.llcs = positive(v, &key)?,
+                "cores" => a.cores = positive(v, &key)?,
+                "threads" => a.threads = positive(v, &key)?,
+                "memory_mb" => a.memory_mb = positive(v, &key)?,
+                "duration_s" => a.duration_s = positive::<u64>(v, &key)?,
+                "scheduler" => match v {
+                    Expr::Path(p) => a.scheduler = Some(p.path.clone()),
+                    _ => return Err(syn::Error::new_spanned(v, "`scheduler` takes a path to a `Scheduler` const, e.g. `scheduler = SCX_KTSTR`")),
+                },
+                "extra_sched_args" => a.extra_sched_args = string_array(v)?,
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        &nv.path,
+                        format!("unknown #[ktstr_test] attribute `{key}`; accepted: {KNOWN}"),
+                    ))
+                }
+            }
+        }
+        let span = a.topo_span.unwrap_or_else(proc_macro2::Span::call_site);
+        if a.llcs % a.numa_nodes != 0 {
+            return Err(syn::Error::new(
+                span,
+                format!("llcs = {} cannot be split evenly over numa_nodes = {}", a.llcs, a.numa_nodes),
+            ));
+        }
+        let cpus = a.llcs as u64 * a.cores as u64 * a.threads as u64;
+        if cpus > 255 {
+            return Err(syn::Error::new(
+                span,
+                format!("llcs * cores * threads = {cpus} vCPUs; ktstr supports at most 255"),
+            ));
+        }
+        Ok(a)
+    }
+}
+
+fn positive<T: std::str::FromStr + PartialEq + From<u8>>(v: &Expr, key: &str) -> syn::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let err = || syn::Error::new_spanned(v, format!("`{key}` takes a positive integer literal, e.g. `{key} = 2`"));
+    let Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) = v else { return Err(err()) };
+    let n: T = LitInt::base10_parse(i).map_err(|_| err())?;
+    if n == T::from(0) {
+        return Err(err());
+    }
+    Ok(n)
+}
+
+fn string_array(v: &Expr) -> syn::Result<Vec<LitStr>> {
+    let err = || syn::Error::new_spanned(v, "`extra_sched_args` takes an array of string literals, e.g. `[\"--slice-us\", \"5000\"]`");
+    let Expr::Array(ExprArray { elems, .. }) = v else { return Err(err()) };
+    elems
+        .iter()
+        .map(|e| match e {
+            Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(s.clone()),
+            _ => Err(err()),
+        })
+        .collect()
+}

@@ -1,0 +1,85 @@
+//! `#[ktstr_test]`: turns `fn name(ctx: &Ctx) -> Result<AssertResult>` into
+//! a registered ktstr test plus a `#[test]` that boots it in a VM.
+//!
+//! Every malformed or unknown attribute is a compile error pointing at the
+//! attribute, with the accepted form in the message.
+
+mod attrs;
+
+use proc_macro::TokenStream;
+use quote::{format_ident, quote};
+use syn::{parse_macro_input, ItemFn};
+
+use attrs::TestAttrs;
+
+#[proc_macro_attribute]
+pub fn ktstr_test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attrs = parse_macro_input!(attr as TestAttrs);
+    let func = parse_macro_input!(item as ItemFn);
+    match expand(attrs, func) {
+        Ok(ts) => ts.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
+    let sig = &func.sig;
+    if sig.inputs.len() != 1 || sig.asyncness.is_some() || !sig.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            sig,
+            "#[ktstr_test] functions take one argument and return a result: \
+             `fn name(ctx: &Ctx) -> Result<AssertResult>`",
+        ));
+    }
+    let name = sig.ident.clone();
+    let name_str = name.to_string();
+    let upper = name_str.to_uppercase();
+    let body_ident = format_ident!("__ktstr_body_{}", name);
+    let entry_ident = format_ident!("__KTSTR_ENTRY_{}", upper);
+    let init_ident = format_ident!("__KTSTR_INIT_{}", upper);
+    // Attributes such as #[ignore] belong on the generated #[test].
+    let test_attrs = std::mem::take(&mut func.attrs);
+    func.sig.ident = body_ident.clone();
+    let vis = &func.vis;
+
+    let TestAttrs { numa_nodes, llcs, cores, threads, memory_mb, duration_s, scheduler, extra_sched_args, .. } = &a;
+    let scheduler = match scheduler {
+        Some(path) => quote!(::core::option::Option::Some(&#path)),
+        None => quote!(::core::option::Option::None),
+    };
+    Ok(quote! {
+        #[allow(dead_code)]
+        #func
+
+        #[::ktstr::__private::linkme::distributed_slice(::ktstr::test_support::KTSTR_TESTS)]
+        #[linkme(crate = ::ktstr::__private::linkme)]
+        #[doc(hidden)]
+        #vis static #entry_ident: ::ktstr::test_support::KtstrTestEntry = ::ktstr::test_support::KtstrTestEntry {
+            name: #name_str,
+            func: #body_ident,
+            topology: ::ktstr::topology::Topology::new(#numa_nodes, #llcs, #cores, #threads),
+            memory_mb: #memory_mb,
+            scheduler: #scheduler,
+            extra_sched_args: &[#(#extra_sched_args),*],
+            duration_s: #duration_s,
+        };
+
+        // Runs before main: as PID 1 inside a ktstr guest this binary is
+        // the guest runtime and never reaches the test harness.
+        #[used]
+        #[unsafe(link_section = ".init_array")]
+        #[doc(hidden)]
+        static #init_ident: extern "C" fn() = {
+            extern "C" fn init() {
+                ::ktstr::__private::maybe_run_as_init()
+            }
+            init
+        };
+
+        #[test]
+        #(#test_attrs)*
+        fn #name() {
+            ::ktstr::test_support::run_ktstr_test(&#entry_ident)
+        }
+    })
+}

@@ -1,0 +1,40 @@
+//! What the guest tells the host.
+
+use serde::{Deserialize, Serialize};
+
+use crate::test_support::AssertResult;
+
+/// How far the guest runtime got. Sent as each stage is reached, so the
+/// host can name the last one when a run ends early.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Stage {
+    /// PID 1 is running and the channel is open.
+    InitStarted { kernel_release: String },
+    /// The scheduler process was spawned.
+    SchedulerStarted { pid: u32 },
+    /// `/sys/kernel/sched_ext/state` reads `enabled` with the expected ops.
+    SchedulerAttached { ops: String, after_ms: u64 },
+    /// The test function is about to run.
+    PayloadStarted,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum GuestMessage {
+    Stage(Stage),
+    /// One line of the scheduler's output.
+    SchedulerOutput { stream: LogStream, line: String },
+    /// A guest-runtime problem, in words (e.g. why the scheduler never attached).
+    Error { stage: String, message: String },
+    /// The scheduler process ended; `status` as the shell would show it.
+    SchedulerExited { status: String, during_payload: bool },
+    /// The test function's verdict.
+    TestResult(AssertResult),
+    /// The guest runtime is about to power off with this exit code.
+    Exit { code: i32 },
+}

@@ -1,0 +1,107 @@
+//! The guest runtime: the test binary running as PID 1 inside the VM.
+//!
+//! Stages, each reported to the host as it is reached: mount the
+//! filesystems, open the channel, read the plan, start the scheduler and
+//! wait for it to attach, run the test function, report, power off.
+
+mod mounts;
+mod reporter;
+mod scheduler;
+
+use std::time::Duration;
+
+use crate::channel::{GuestMessage, Stage};
+use crate::plan::GuestPlan;
+use crate::test_support::{find_test, AssertResult, Ctx};
+use reporter::Reporter;
+
+/// Called before `main` by every `#[ktstr_test]` binary. On the host it
+/// returns at once; as PID 1 in a ktstr guest it runs the plan and never
+/// returns.
+pub fn maybe_run_as_init() {
+    if std::process::id() != 1 || !std::path::Path::new(GuestPlan::PATH).exists() {
+        return;
+    }
+    let code = run();
+    power_off(code)
+}
+
+fn run() -> i32 {
+    let mount_errors = mounts::mount_all();
+    let reporter = match Reporter::open() {
+        Ok(r) => r,
+        Err(e) => {
+            // Without a channel the host can only read the console.
+            eprintln!("ktstr-init: cannot open channel: {e:#}");
+            return 70;
+        }
+    };
+    reporter.send(&GuestMessage::Stage(Stage::InitStarted { kernel_release: kernel_release() }));
+    for e in mount_errors {
+        reporter.error("mounts", e);
+    }
+    let plan: GuestPlan = match std::fs::read(GuestPlan::PATH)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| serde_json::from_slice(&b).map_err(Into::into))
+    {
+        Ok(p) => p,
+        Err(e) => return reporter.fail("plan", format!("cannot read {}: {e:#}", GuestPlan::PATH)),
+    };
+    let Some(entry) = find_test(&plan.test_name) else {
+        return reporter.fail("plan", format!("test `{}` is not registered in this binary", plan.test_name));
+    };
+
+    let mut sched = None;
+    if let Some(launch) = &plan.scheduler {
+        match scheduler::start(launch, &reporter, Duration::from_secs(plan.attach_timeout_s)) {
+            Ok(s) => sched = Some(s),
+            Err(e) => return reporter.fail("scheduler", format!("{e:#}")),
+        }
+    }
+
+    reporter.send(&GuestMessage::Stage(Stage::PayloadStarted));
+    let ctx = Ctx {
+        test_name: plan.test_name.clone(),
+        topology: plan.topology,
+        scheduler: plan.scheduler.as_ref().map(|s| s.name.clone()),
+        duration: Duration::from_secs(plan.duration_s),
+    };
+    let func = entry.func;
+    let verdict = match std::thread::spawn(move || func(&ctx)).join() {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => AssertResult::fail(format!("test returned an error: {e:#}")),
+        Err(p) => AssertResult::fail(format!("test panicked: {}", panic_text(&p))),
+    };
+    // A scheduler that died under the workload fails the test, whatever
+    // the function said.
+    if let Some(s) = sched.as_mut() {
+        s.check_alive_after_payload(&reporter);
+    }
+    reporter.send(&GuestMessage::TestResult(verdict));
+    if let Some(s) = sched {
+        s.stop();
+    }
+    0
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn power_off(code: i32) -> ! {
+    reporter::send_exit(code);
+    nix::unistd::sync();
+    let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    // reboot() only returns on failure; PID 1 exiting panics the kernel,
+    // which (panic=-1, -no-reboot) also ends the VM.
+    std::process::exit(code)
+}

@@ -1,0 +1,504 @@
+//! Downloading Debian's cloud kernel into the cache.
+//!
+//! The chain, resolved at fetch time (no version is pinned here):
+//! `linux-image-<flavour>` (meta package, newest in the suite) depends on
+//! `linux-image-<release>`. In trixie-backports that package is empty and
+//! depends on `linux-binary-<release>` (holds `usr/lib/modules/<release>/vmlinuz`)
+//! and `linux-base-<release>` (holds `usr/lib/modules/<release>/config`); in
+//! trixie (6.12) it holds `boot/vmlinuz-<release>` and `boot/config-<release>`
+//! itself. We download the image package plus its `-<release>` dependencies
+//! except modules and headers, extract them, and look for the two files.
+
+use std::fs;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::apt::{self, Apt, Stanza};
+use super::store::{KernelMeta, KernelStore};
+use super::{bzimage, KernelImage, SchedExtSupport};
+
+pub const DEFAULT_SUITE: &str = "trixie-backports";
+pub const DEFAULT_FLAVOUR: &str = "cloud-amd64";
+/// A package index younger than this is reused without `apt-get update`.
+const INDEX_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// What to fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Debian suite: `trixie-backports` (default, has sched_ext) or `trixie`
+    /// (6.12, no sched_ext).
+    pub suite: String,
+    /// Kernel flavour: the `<flavour>` in `linux-image-<flavour>`.
+    pub flavour: String,
+    /// Cache the kernel even if its config lacks `CONFIG_SCHED_CLASS_EXT=y`
+    /// (for tests of the "no sched_ext" path).
+    pub allow_without_sched_ext: bool,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            suite: DEFAULT_SUITE.to_string(),
+            flavour: DEFAULT_FLAVOUR.to_string(),
+            allow_without_sched_ext: false,
+        }
+    }
+}
+
+/// Fetches the newest kernel of `opts` into `store`, or returns the cached
+/// one if that release is already there. One fetch runs at a time per cache.
+pub fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImage> {
+    for (what, value) in [("suite", &opts.suite), ("flavour", &opts.flavour)] {
+        if value.is_empty()
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-+._".contains(c))
+        {
+            bail!("invalid {what} `{value}`");
+        }
+    }
+    let progress = Progress::new();
+    let _lock = store
+        .lock(|| progress.step("waiting for another ktstr kernel fetch to finish"))
+        .with_context(|| format!("locking {}", store.dir().display()))?;
+    store.clean_staging();
+
+    let apt = Apt::prepare(&store.apt_dir(&opts.suite), &opts.suite)?;
+    if !apt.index_fresh(INDEX_MAX_AGE) {
+        progress.step(&format!(
+            "updating the {} package index from {}",
+            opts.suite, apt.mirror
+        ));
+        if let Err(e) = apt.update() {
+            if !apt.has_index() {
+                return Err(e);
+            }
+            let err = e.to_string();
+            let first_line = err.lines().next().unwrap_or("").trim_end_matches(':');
+            eprintln!(
+                "ktstr: warning: {first_line}; using the package index from an earlier fetch"
+            );
+        }
+    }
+    let meta_pkg = format!("linux-image-{}", opts.flavour);
+    let meta = first(apt.show(&[&meta_pkg])?, &meta_pkg)?;
+    let release = release_from_meta(&meta, &opts.flavour)?;
+    let debian_version = meta.get("Version").unwrap_or("").to_string();
+
+    if let Some(cached) = store.get(&release) {
+        progress.finish();
+        check_sched_ext(&cached, opts)?;
+        return Ok(cached);
+    }
+
+    let image_pkg = format!("linux-image-{release}");
+    let image = first(apt.show(&[&image_pkg])?, &image_pkg)?;
+    let packages = packages_to_download(&image_pkg, &image, &release);
+    let names: Vec<&str> = packages.iter().map(String::as_str).collect();
+    let total: u64 = apt
+        .show(&names)?
+        .iter()
+        .filter_map(|s| s.get("Size")?.parse::<u64>().ok())
+        .sum();
+
+    let staging = Staging(store.new_staging()?);
+    let debs = staging.0.join("debs");
+    fs::create_dir_all(&debs)?;
+    let started = Instant::now();
+    download(&apt, &packages, &debs, total, &progress)?;
+    let download_time = started.elapsed();
+
+    progress.step(&format!("extracting {}", packages.join(", ")));
+    let root = staging.0.join("root");
+    for deb in fs::read_dir(&debs)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+    {
+        if deb.extension().is_some_and(|e| e == "deb") {
+            let out = apt::run(
+                std::process::Command::new("dpkg-deb")
+                    .arg("-x")
+                    .arg(&deb)
+                    .arg(&root),
+            )?;
+            if !out.status.success() {
+                bail!(
+                    "`dpkg-deb -x {}` failed:\n{}",
+                    deb.display(),
+                    apt::output_text(&out)
+                );
+            }
+        }
+    }
+    let (vmlinuz, config) = find_kernel_files(&root, &release)?;
+    let header_release = bzimage::read_release(&vmlinuz)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", vmlinuz.display()))?;
+    if header_release != release {
+        bail!(
+            "{} says it is {header_release}, but the package is {release}",
+            vmlinuz.display()
+        );
+    }
+    let sched_ext = super::config::sched_ext_support(config.as_deref());
+    let candidate = KernelImage {
+        release: release.clone(),
+        vmlinuz: vmlinuz.clone(),
+        config: config.clone(),
+    };
+    check_sched_ext(&candidate, opts)?;
+
+    let meta = KernelMeta {
+        release: release.clone(),
+        suite: opts.suite.clone(),
+        flavour: opts.flavour.clone(),
+        debian_version,
+        packages,
+        mirror: apt.mirror.clone(),
+        sched_ext: sched_ext == SchedExtSupport::Yes,
+        fetched_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let kernel = store
+        .install(&staging.0.join("entry"), &vmlinuz, config.as_deref(), &meta)
+        .with_context(|| format!("installing {release} into {}", store.dir().display()))?;
+    progress.finish();
+    tracing::info!(
+        release = %kernel.release,
+        bytes = total,
+        download_secs = download_time.as_secs_f64(),
+        total_secs = started.elapsed().as_secs_f64(),
+        "fetched kernel"
+    );
+    Ok(kernel)
+}
+
+fn first(stanzas: Vec<Stanza>, package: &str) -> Result<Stanza> {
+    stanzas
+        .into_iter()
+        .next()
+        .with_context(|| format!("apt-cache knows no {package}"))
+}
+
+/// The release a `linux-image-<flavour>` meta package points at.
+pub fn release_from_meta(meta: &Stanza, flavour: &str) -> Result<String> {
+    let suffix = format!("-{flavour}");
+    meta.depends()
+        .into_iter()
+        .filter_map(|d| d.strip_prefix("linux-image-").map(str::to_string))
+        .find(|r| r.ends_with(&suffix) && r.starts_with(|c: char| c.is_ascii_digit()))
+        .with_context(|| {
+            format!(
+                "cannot tell the kernel release from linux-image-{flavour} (Depends: {})",
+                meta.get("Depends").unwrap_or("none")
+            )
+        })
+}
+
+/// The image package and those of its dependencies built for `release`,
+/// leaving out modules and headers (the guest needs neither).
+pub fn packages_to_download(image_pkg: &str, image: &Stanza, release: &str) -> Vec<String> {
+    let suffix = format!("-{release}");
+    let mut out = vec![image_pkg.to_string()];
+    out.extend(image.depends().into_iter().filter(|d| {
+        d.ends_with(&suffix) && !d.starts_with("linux-modules-") && !d.starts_with("linux-headers-")
+    }));
+    out.dedup();
+    out
+}
+
+fn check_sched_ext(kernel: &KernelImage, opts: &FetchOptions) -> Result<()> {
+    let support = kernel.sched_ext();
+    if support != SchedExtSupport::Yes && !opts.allow_without_sched_ext {
+        bail!(
+            "refusing Debian's {suite} kernel {release}: its config {what}, so it cannot run \
+             sched_ext schedulers. Fetch from a suite that has a sched_ext kernel (the default, \
+             `{DEFAULT_SUITE}`), build one with CONFIG_SCHED_CLASS_EXT=y and pass it with --kernel, \
+             or pass --allow-without-sched-ext to cache it anyway (for error-path tests).",
+            suite = opts.suite,
+            release = kernel.release,
+            what = match support {
+                SchedExtSupport::Unknown => "is missing",
+                _ => "lacks CONFIG_SCHED_CLASS_EXT=y",
+            },
+        );
+    }
+    Ok(())
+}
+
+/// `apt-get download` into `dir`, showing bytes received against `total`.
+fn download(
+    apt: &Apt,
+    packages: &[String],
+    dir: &Path,
+    total: u64,
+    progress: &Progress,
+) -> Result<()> {
+    let log_path = dir.with_extension("log");
+    let log = fs::File::create(&log_path)?;
+    let mut child = apt
+        .command("apt-get")
+        .args(["-q", "download"])
+        .args(packages)
+        .current_dir(dir)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("running apt-get download")?;
+    progress.bytes(&format!("downloading {}", packages.join(", ")), total);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        progress.set_position(dir_size(dir));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    progress.set_position(dir_size(dir));
+    if !status.success() {
+        let text = fs::read_to_string(&log_path).unwrap_or_default();
+        bail!(
+            "`apt-get download {}` failed:\n{}",
+            packages.join(" "),
+            text.trim_end()
+        );
+    }
+    Ok(())
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Finds the bzImage and config for `release` in an extracted package tree:
+/// `usr/lib/modules/<release>/{vmlinuz,config}` or
+/// `boot/{vmlinuz,config}-<release>`.
+pub fn find_kernel_files(root: &Path, release: &str) -> Result<(PathBuf, Option<PathBuf>)> {
+    let mut files = Vec::new();
+    walk(root, &mut files);
+    files.sort();
+    let is_release_dir = |p: &Path| {
+        p.parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == release)
+    };
+    let find = |base: &str| {
+        let versioned = format!("{base}-{release}");
+        files
+            .iter()
+            .find(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                name == versioned || (name == base && is_release_dir(p))
+            })
+            .cloned()
+    };
+    let vmlinuz = find("vmlinuz").with_context(|| {
+        format!(
+            "the packages hold no vmlinuz for {release} (looked for usr/lib/modules/{release}/vmlinuz \
+             and boot/vmlinuz-{release}); Debian may have changed its package layout"
+        )
+    })?;
+    Ok((vmlinuz, find("config")))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    for e in rd.filter_map(Result::ok) {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => walk(&e.path(), out),
+            Ok(t) if t.is_file() => out.push(e.path()),
+            _ => {}
+        }
+    }
+}
+
+/// Removes a staging directory when dropped (success or failure).
+struct Staging(PathBuf);
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A spinner/bar on a terminal, plain lines on stderr otherwise.
+struct Progress(Option<ProgressBar>);
+
+impl Progress {
+    fn new() -> Self {
+        Progress(std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        }))
+    }
+
+    fn step(&self, msg: &str) {
+        match &self.0 {
+            Some(bar) => {
+                bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap());
+                bar.set_message(msg.to_string());
+            }
+            None => eprintln!("ktstr: {msg}"),
+        }
+    }
+
+    fn bytes(&self, msg: &str, total: u64) {
+        match &self.0 {
+            Some(bar) => {
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} {msg}\n  {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}",
+                    )
+                    .unwrap(),
+                );
+                bar.set_length(total);
+                bar.set_position(0);
+                bar.set_message(msg.to_string());
+            }
+            None => eprintln!("ktstr: {msg} ({:.1} MB)", total as f64 / 1e6),
+        }
+    }
+
+    fn set_position(&self, pos: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(pos);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::store::tests::TempDir;
+    use super::*;
+
+    fn stanza(depends: &str) -> Stanza {
+        Stanza(vec![("Depends".into(), depends.into())])
+    }
+
+    #[test]
+    fn release_from_meta_packages() {
+        // trixie-backports 7.x layout
+        let m = stanza(
+            "linux-base-cloud-amd64 (= 7.3.4-1~bpo13+1), linux-image-7.3.4+deb13-cloud-amd64 (= 7.3.4-1~bpo13+1), \
+             linux-modules-cloud-amd64 (= 7.3.4-1~bpo13+1)",
+        );
+        assert_eq!(
+            release_from_meta(&m, "cloud-amd64").unwrap(),
+            "7.3.4+deb13-cloud-amd64"
+        );
+        // trixie 6.12 layout
+        let m = stanza("linux-image-6.12.107+deb13-cloud-amd64 (= 6.12.107-1)");
+        assert_eq!(
+            release_from_meta(&m, "cloud-amd64").unwrap(),
+            "6.12.107+deb13-cloud-amd64"
+        );
+        assert!(release_from_meta(&stanza("foo"), "cloud-amd64").is_err());
+    }
+
+    #[test]
+    fn download_set() {
+        let r = "7.3.4+deb13-cloud-amd64";
+        let image = stanza(&format!(
+            "dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, linux-base-{r} (= 1), \
+             linux-binary-{r} (= 1), linux-modules-{r} (= 1)"
+        ));
+        let pkgs = packages_to_download(&format!("linux-image-{r}"), &image, r);
+        assert_eq!(
+            pkgs,
+            [
+                format!("linux-image-{r}"),
+                format!("linux-base-{r}"),
+                format!("linux-binary-{r}")
+            ]
+        );
+        let image = stanza("kmod, initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool");
+        assert_eq!(
+            packages_to_download(
+                "linux-image-6.12.107+deb13-cloud-amd64",
+                &image,
+                "6.12.107+deb13-cloud-amd64"
+            )
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn finds_files_in_both_layouts() {
+        let tmp = TempDir::new("layouts");
+        let r = "7.3.4+deb13-cloud-amd64";
+        let split = tmp.0.join("split");
+        let m = split.join("usr/lib/modules").join(r);
+        fs::create_dir_all(&m).unwrap();
+        fs::write(m.join("vmlinuz"), "k").unwrap();
+        fs::write(m.join("config"), "c").unwrap();
+        fs::write(m.join("modules.order"), "").unwrap();
+        let (v, c) = find_kernel_files(&split, r).unwrap();
+        assert_eq!((v, c), (m.join("vmlinuz"), Some(m.join("config"))));
+
+        let r = "6.12.107+deb13-cloud-amd64";
+        let boot = tmp.0.join("boot-layout");
+        fs::create_dir_all(boot.join("boot")).unwrap();
+        fs::create_dir_all(boot.join("usr/lib/modules").join(r).join("kernel")).unwrap();
+        fs::write(boot.join("boot").join(format!("vmlinuz-{r}")), "k").unwrap();
+        fs::write(boot.join("boot").join(format!("config-{r}")), "c").unwrap();
+        fs::write(boot.join("boot").join(format!("System.map-{r}")), "").unwrap();
+        let (v, c) = find_kernel_files(&boot, r).unwrap();
+        assert!(v.ends_with(format!("boot/vmlinuz-{r}")));
+        assert!(c.unwrap().ends_with(format!("boot/config-{r}")));
+
+        assert!(find_kernel_files(&boot, "7.0.0").is_err());
+    }
+
+    /// Downloads both Debian kernels into a temporary cache (network, ~50 MB):
+    /// `cargo test -p ktstr --lib kernel::fetch -- --ignored`.
+    #[test]
+    #[ignore = "downloads from the Debian archive"]
+    fn real_fetch_into_temp_cache() {
+        let tmp = TempDir::new("real-fetch");
+        let store = KernelStore::new(tmp.0.join("kernels"));
+        let k = fetch_into(&store, &FetchOptions::default()).unwrap();
+        assert_eq!(k.sched_ext(), SchedExtSupport::Yes);
+        assert_eq!(bzimage::read_release(&k.vmlinuz).unwrap(), k.release);
+        let again = fetch_into(&store, &FetchOptions::default()).unwrap();
+        assert_eq!(again, k, "second fetch reuses the cache");
+
+        let old = FetchOptions {
+            suite: "trixie".into(),
+            ..FetchOptions::default()
+        };
+        let err = fetch_into(&store, &old).unwrap_err().to_string();
+        assert!(err.contains("CONFIG_SCHED_CLASS_EXT"), "{err}");
+        assert_eq!(store.list().len(), 1, "refused kernel is not cached");
+        let old = FetchOptions {
+            allow_without_sched_ext: true,
+            ..old
+        };
+        let k612 = fetch_into(&store, &old).unwrap();
+        assert_eq!(k612.sched_ext(), SchedExtSupport::No);
+        assert_eq!(store.list()[0], k, "newest first");
+    }
+}

@@ -1,0 +1,33 @@
+//! ktstr: a test harness for Linux sched_ext schedulers.
+//!
+//! A test is a Rust function marked `#[ktstr_test]`. On the host the
+//! generated `#[test]` boots a real kernel under QEMU with the topology the
+//! test asks for; inside the guest the same binary runs as `/init`, starts
+//! the scheduler, runs the function and reports back over a framed channel.
+//!
+//! The modules follow the stages of one run, in order:
+//! `kernel` (find the guest kernel) → `vm` (topology, initramfs, QEMU,
+//! channel) → `guest` (PID 1 inside the VM) → `outcome` (what the host
+//! learned) → `test_support` (the glue `#[ktstr_test]` expands to).
+
+pub mod cache;
+pub mod kernel;
+pub mod channel;
+pub mod guest;
+pub mod outcome;
+pub mod plan;
+pub mod prelude;
+pub mod report;
+pub mod test_support;
+pub mod topology;
+pub mod vm;
+
+pub use ktstr_macros::ktstr_test;
+
+/// Used by `#[ktstr_test]` expansions; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use linkme;
+
+    pub use crate::guest::maybe_run_as_init;
+}

@@ -1,0 +1,156 @@
+//! What the host learned from one VM run: the furthest stage the guest
+//! reached, its verdict, the scheduler's log, and why it failed if it did.
+
+use std::fmt;
+
+use crate::channel::{GuestMessage, Stage};
+use crate::test_support::AssertResult;
+use crate::vm::{VmExit, VmOutput};
+
+/// How far a run got, in the order a healthy run passes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StageReached {
+    KernelDidNotBoot,
+    InitDidNotStart,
+    /// Init ran but stopped before the payload for a reason it reported
+    /// (plan unreadable, test not registered).
+    PayloadDidNotStart,
+    SchedulerDidNotAttach,
+    PayloadNoResult,
+    ResultReceived,
+}
+
+impl fmt::Display for StageReached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StageReached::KernelDidNotBoot => "kernel did not boot",
+            StageReached::InitDidNotStart => "init did not start",
+            StageReached::PayloadDidNotStart => "init started but the payload did not start",
+            StageReached::SchedulerDidNotAttach => "scheduler did not attach",
+            StageReached::PayloadNoResult => "payload started but produced no test result",
+            StageReached::ResultReceived => "result received",
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub stage: StageReached,
+    pub kernel_release: Option<String>,
+    pub result: Option<AssertResult>,
+    /// Scheduler stdout and stderr, one entry per line, in arrival order.
+    pub sched_log: Vec<String>,
+    /// `(status, during_payload)` when the scheduler process ended on its own.
+    pub sched_exit: Option<(String, bool)>,
+    pub sched_attach_ms: Option<u64>,
+    /// Problems the guest runtime reported, `(stage, message)`.
+    pub guest_errors: Vec<(String, String)>,
+    /// The guest runtime's exit code, if it got to power off.
+    pub guest_exit_code: Option<i32>,
+    /// `Kernel panic - not syncing: ...` line from the console, if any.
+    pub kernel_panic: Option<String>,
+    pub vm: VmOutput,
+}
+
+impl RunOutcome {
+    pub fn from_vm(vm: VmOutput) -> Self {
+        let mut o = RunOutcome {
+            stage: StageReached::KernelDidNotBoot,
+            kernel_release: None,
+            result: None,
+            sched_log: Vec::new(),
+            sched_exit: None,
+            sched_attach_ms: None,
+            guest_errors: Vec::new(),
+            guest_exit_code: None,
+            kernel_panic: vm
+                .console
+                .lines()
+                .find_map(|l| l.split_once("Kernel panic - not syncing:").map(|(_, m)| m.trim().to_string())),
+            vm,
+        };
+        if o.vm.console.contains("Linux version") {
+            o.stage = StageReached::InitDidNotStart;
+        }
+        let mut sched_started = false;
+        let mut attached = false;
+        for msg in o.vm.messages.clone() {
+            match msg {
+                GuestMessage::Stage(Stage::InitStarted { kernel_release }) => {
+                    o.kernel_release = Some(kernel_release);
+                }
+                GuestMessage::Stage(Stage::SchedulerStarted { .. }) => sched_started = true,
+                GuestMessage::Stage(Stage::SchedulerAttached { after_ms, .. }) => {
+                    attached = true;
+                    o.sched_attach_ms = Some(after_ms);
+                }
+                GuestMessage::Stage(Stage::PayloadStarted) => {}
+                GuestMessage::SchedulerOutput { line, .. } => o.sched_log.push(line),
+                GuestMessage::Error { stage, message } => o.guest_errors.push((stage, message)),
+                GuestMessage::SchedulerExited { status, during_payload } => o.sched_exit = Some((status, during_payload)),
+                GuestMessage::TestResult(r) => o.result = Some(r),
+                GuestMessage::Exit { code } => o.guest_exit_code = Some(code),
+            }
+        }
+        let payload_started = o.vm.messages.contains(&GuestMessage::Stage(Stage::PayloadStarted));
+        o.stage = if o.result.is_some() {
+            StageReached::ResultReceived
+        } else if payload_started {
+            StageReached::PayloadNoResult
+        } else if sched_started && !attached
+            || o.guest_errors.iter().any(|(s, _)| s == "scheduler")
+        {
+            StageReached::SchedulerDidNotAttach
+        } else if o.kernel_release.is_some() {
+            StageReached::PayloadDidNotStart
+        } else {
+            o.stage
+        };
+        o
+    }
+
+    /// Why the run failed, one line each (the report's detail lines);
+    /// empty when it passed.
+    pub fn failure_reasons(&self) -> Vec<String> {
+        let mut why = Vec::new();
+        if let VmExit::TimedOut { limit } = self.vm.exit {
+            why.push(format!(
+                "guest did not power off within the {}s wall-clock limit (stage reached: {}); QEMU was killed",
+                limit.as_secs(),
+                self.stage
+            ));
+        }
+        if let Some(p) = &self.kernel_panic {
+            why.push(format!("guest kernel panicked: {p}"));
+        }
+        for (stage, msg) in &self.guest_errors {
+            if stage != "mounts" {
+                why.push(msg.clone());
+            }
+        }
+        if let Some((status, true)) = &self.sched_exit {
+            why.push(format!("scheduler process died unexpectedly during workload ({status})"));
+        }
+        if let Some(r) = &self.result {
+            if !r.passed {
+                why.extend(r.details.iter().cloned());
+                if r.details.is_empty() {
+                    why.push("test returned a failing AssertResult with no detail".into());
+                }
+            }
+        } else if why.is_empty() {
+            why.push(format!("no test result from the guest (stage reached: {})", self.stage));
+        }
+        if !why.is_empty() && self.vm.channel_damage.1 > 0 {
+            why.push(format!(
+                "guest channel damaged: {} frames / {} bytes did not decode",
+                self.vm.channel_damage.1, self.vm.channel_damage.0
+            ));
+        }
+        why
+    }
+
+    pub fn passed(&self) -> bool {
+        self.failure_reasons().is_empty()
+    }
+}

@@ -1,0 +1,30 @@
+//! The guest's instructions, written by the host into the initramfs as
+//! [`GuestPlan::PATH`]. Everything the guest does comes from here or from
+//! the test registry compiled into the same binary.
+
+use serde::{Deserialize, Serialize};
+
+use crate::topology::Topology;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GuestPlan {
+    pub test_name: String,
+    pub topology: Topology,
+    pub scheduler: Option<SchedulerLaunch>,
+    pub duration_s: u64,
+    /// How long to wait for the scheduler to attach.
+    pub attach_timeout_s: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SchedulerLaunch {
+    pub name: String,
+    /// Path of the binary inside the guest.
+    pub path: String,
+    pub args: Vec<String>,
+    pub ops_name: Option<String>,
+}
+
+impl GuestPlan {
+    pub const PATH: &'static str = "/ktstr/plan.json";
+}

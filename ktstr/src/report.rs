@@ -1,0 +1,89 @@
+//! The failure report: a header naming test, scheduler and topology, one
+//! detail line per reason, then sections in the order the run produced
+//! them (`--- diagnostics ---`, `--- scheduler log ---`).
+
+use std::fmt::Write;
+
+use crate::outcome::RunOutcome;
+
+/// Lines of kernel console shown under `--- diagnostics ---`.
+const CONSOLE_TAIL: usize = 20;
+
+/// Identifies the run in the header line.
+pub struct ReportHeader<'a> {
+    pub test: &'a str,
+    pub scheduler: Option<&'a str>,
+    pub topology: String,
+}
+
+impl ReportHeader<'_> {
+    pub fn line(&self) -> String {
+        let mut s = format!("ktstr_test '{}'", self.test);
+        if let Some(sched) = self.scheduler {
+            let _ = write!(s, " [sched={sched}]");
+        }
+        let _ = write!(s, " [topo={}] failed:", self.topology);
+        s
+    }
+}
+
+/// A failure before any VM booted (kernel lookup, scheduler binary,
+/// initramfs): header, reason, and the host stage it stopped at.
+pub fn render_setup_failure(header: &ReportHeader, stage: &str, reason: &str) -> String {
+    let mut s = header.line();
+    for line in reason.lines() {
+        let _ = write!(s, "\n  {line}");
+    }
+    let _ = write!(s, "\n\n--- diagnostics ---\nstage: {stage} (no VM was booted)\n");
+    s
+}
+
+/// The full report for a VM run that failed.
+pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String]) -> String {
+    let mut s = header.line();
+    for r in reasons {
+        for line in r.lines() {
+            let _ = write!(s, "\n  {line}");
+        }
+    }
+    s.push('\n');
+    // A test's own failing checks are explained by its detail lines; any
+    // other failure needs to know how far the VM got.
+    let vm_level = o.result.as_ref().is_none_or(|r| r.passed) || o.sched_exit.is_some();
+    if vm_level || verbose_requested() {
+        let _ = write!(s, "\n--- diagnostics ---\nstage: {}\n", o.stage);
+        if let Some(code) = o.guest_exit_code {
+            let _ = writeln!(s, "exit_code={code}");
+        }
+        let _ = writeln!(s, "vm: {:?} after {:.1}s", o.vm.exit, o.vm.wall.as_secs_f64());
+        if let Some(rel) = &o.kernel_release {
+            let _ = writeln!(s, "kernel: {rel}");
+        }
+        if !o.vm.qemu_log.trim().is_empty() {
+            let _ = writeln!(s, "qemu: {}", o.vm.qemu_log.trim());
+        }
+        let tail = if verbose_requested() { usize::MAX } else { CONSOLE_TAIL };
+        let lines: Vec<&str> = o.vm.console.lines().collect();
+        let from = lines.len().saturating_sub(tail);
+        let _ = writeln!(s, "kernel console (last {} of {} lines):", lines.len() - from, lines.len());
+        for l in &lines[from..] {
+            let _ = writeln!(s, "  {}", l.trim_end_matches('\r'));
+        }
+    }
+    if !o.sched_log.is_empty() {
+        s.push_str("\n--- scheduler log ---\n");
+        for l in &o.sched_log {
+            let _ = writeln!(s, "{l}");
+        }
+    }
+    s
+}
+
+/// `RUST_BACKTRACE=1|full` asks for diagnostics on every failure.
+pub fn verbose_requested() -> bool {
+    matches!(std::env::var("RUST_BACKTRACE").as_deref(), Ok("1") | Ok("full")) || env_flag("KTSTR_VERBOSE")
+}
+
+pub fn env_flag(name: &str) -> bool {
+    matches!(std::env::var(name).as_deref(), Ok(v) if !v.is_empty() && v != "0")
+}

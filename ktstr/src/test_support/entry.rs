@@ -1,0 +1,32 @@
+use linkme::distributed_slice;
+
+use super::{AssertResult, Ctx, Scheduler};
+use crate::topology::Topology;
+
+/// One `#[ktstr_test]`: everything the host needs to build its VM and the
+/// guest needs to find its function.
+#[derive(Debug)]
+pub struct KtstrTestEntry {
+    pub name: &'static str,
+    pub func: fn(&Ctx) -> anyhow::Result<AssertResult>,
+    pub topology: Topology,
+    pub memory_mb: u32,
+    /// `None` runs under the kernel's default scheduler (EEVDF).
+    pub scheduler: Option<&'static Scheduler>,
+    pub extra_sched_args: &'static [&'static str],
+    pub duration_s: u64,
+}
+
+impl KtstrTestEntry {
+    pub const DEFAULT_MEMORY_MB: u32 = 2048;
+    pub const DEFAULT_DURATION_S: u64 = 10;
+}
+
+/// Every `#[ktstr_test]` linked into this binary.
+#[distributed_slice]
+pub static KTSTR_TESTS: [KtstrTestEntry];
+
+/// Looks a registered test up by its function name.
+pub fn find_test(name: &str) -> Option<&'static KtstrTestEntry> {
+    KTSTR_TESTS.iter().find(|e| e.name == name)
+}

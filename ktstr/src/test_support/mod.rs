@@ -1,0 +1,17 @@
+//! What `#[ktstr_test]` expands to, and the types a test body sees.
+//!
+//! The macro registers a [`KtstrTestEntry`] in [`KTSTR_TESTS`] and emits a
+//! `#[test]` that calls [`run_ktstr_test`] on the host. Inside the guest the
+//! same binary finds the entry by name and runs its function.
+
+mod assert;
+mod ctx;
+mod entry;
+mod run;
+mod scheduler;
+
+pub use assert::AssertResult;
+pub use ctx::Ctx;
+pub use entry::{find_test, KtstrTestEntry, KTSTR_TESTS};
+pub use run::{run_ktstr_test, run_ktstr_test_with, RunOptions};
+pub use scheduler::{Scheduler, SchedulerBinary, SCX_KTSTR};

@@ -1,0 +1,171 @@
+//! Host side of one `#[ktstr_test]`: kernel → initramfs → VM → outcome →
+//! report. Each step's result is handed to the next; any failure becomes a
+//! [`KtstrFailure`] that says how far the run got.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::KtstrTestEntry;
+use crate::kernel::{self, KernelImage, SchedExtSupport};
+use crate::outcome::RunOutcome;
+use crate::plan::{GuestPlan, SchedulerLaunch};
+use crate::report::{self, ReportHeader};
+use crate::vm::{self, initramfs, Accel, VmSpec};
+
+/// Per-run overrides of what the entry says (error-path tests, tooling).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Kernel spec as `--kernel` takes it; default `KTSTR_KERNEL`, then
+    /// the newest cached kernel.
+    pub kernel: Option<String>,
+    /// Replaces the entry's `extra_sched_args`.
+    pub extra_sched_args: Option<Vec<String>>,
+}
+
+/// A failed run: where it stopped, why, and the rendered report.
+#[derive(Debug)]
+pub struct KtstrFailure {
+    /// The stage reached, in the words of the report's `stage:` line.
+    pub stage: String,
+    pub reasons: Vec<String>,
+    pub report: String,
+    /// The VM's outcome, when a VM booted.
+    pub outcome: Option<RunOutcome>,
+    /// Run directory kept for inspection (console log, channel, initrd).
+    pub run_dir: Option<PathBuf>,
+}
+
+/// Runs a test in a VM and panics with the full report if it fails.
+pub fn run_ktstr_test(entry: &KtstrTestEntry) {
+    if let Err(f) = run_ktstr_test_with(entry, &RunOptions::default()) {
+        eprintln!("{}", f.report);
+        if let Some(dir) = &f.run_dir {
+            eprintln!("run directory kept: {}", dir.display());
+        }
+        panic!("ktstr_test '{}' failed: {}", entry.name, f.reasons.first().map(String::as_str).unwrap_or("see report"));
+    }
+}
+
+/// Runs a test in a VM and returns its outcome or its failure.
+pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<RunOutcome, KtstrFailure> {
+    let header = ReportHeader {
+        test: entry.name,
+        scheduler: entry.scheduler.map(|s| s.name),
+        topology: entry.topology.to_string(),
+    };
+    let setup_fail = |stage: &str, err: anyhow::Error| {
+        let reason = format!("{err:#}");
+        KtstrFailure {
+            stage: format!("{stage} (no VM was booted)"),
+            report: report::render_setup_failure(&header, stage, &reason),
+            reasons: vec![reason],
+            outcome: None,
+            run_dir: None,
+        }
+    };
+    entry.topology.validate().map_err(|e| setup_fail("topology", anyhow::anyhow!(e)))?;
+    let kernel = kernel::resolve(opts.kernel.as_deref()).map_err(|e| setup_fail("kernel lookup", e.into()))?;
+    let prepared = prepare(entry, opts, &kernel).map_err(|(stage, e)| setup_fail(stage, e))?;
+    let vm_out = vm::run(&prepared.spec).map_err(|e| setup_fail("starting QEMU", e))?;
+    let outcome = RunOutcome::from_vm(vm_out);
+    let reasons = outcome.failure_reasons();
+    if reasons.is_empty() {
+        let _ = std::fs::remove_dir_all(&prepared.spec.run_dir);
+        return Ok(outcome);
+    }
+    Err(KtstrFailure {
+        stage: outcome.stage.to_string(),
+        report: report::render(&header, &outcome, &reasons),
+        reasons,
+        outcome: Some(outcome),
+        run_dir: Some(prepared.spec.run_dir),
+    })
+}
+
+struct Prepared {
+    spec: VmSpec,
+}
+
+/// Everything up to the QEMU command: checks, initramfs, plan, limits.
+fn prepare(entry: &KtstrTestEntry, opts: &RunOptions, kernel: &KernelImage) -> Result<Prepared, (&'static str, anyhow::Error)> {
+    let mut sched_bin = None;
+    let mut launch = None;
+    if let Some(sched) = entry.scheduler {
+        if kernel.sched_ext() == SchedExtSupport::No {
+            return Err((
+                "kernel check",
+                anyhow::anyhow!(
+                    "kernel {} has no sched_ext (CONFIG_SCHED_CLASS_EXT is not set in {}): use a sched_ext \
+                     kernel, e.g. `cargo ktstr kernel fetch`",
+                    kernel.release,
+                    kernel.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                ),
+            ));
+        }
+        let bin = sched.resolve_binary().map_err(|e| ("scheduler binary", e))?;
+        let file_name = bin.file_name().unwrap().to_string_lossy().into_owned();
+        let guest_path = format!("{}/{file_name}", initramfs::SCHED_DIR);
+        let extra: Vec<String> = match &opts.extra_sched_args {
+            Some(args) => args.clone(),
+            None => entry.extra_sched_args.iter().map(|s| s.to_string()).collect(),
+        };
+        launch = Some(SchedulerLaunch {
+            name: sched.name.to_string(),
+            path: guest_path.clone(),
+            args: sched.args.iter().map(|s| s.to_string()).chain(extra).collect(),
+            ops_name: sched.ops_name.map(str::to_string),
+        });
+        sched_bin = Some((bin, guest_path));
+    }
+    let exe = std::env::current_exe().map_err(|e| ("initramfs", e.into()))?;
+    let config = kernel.config.as_deref().map(|c| (c, kernel.release.as_str()));
+    let base = vm::base_initramfs(&exe, sched_bin.as_ref().map(|(h, g)| (h.as_path(), g.as_str())), config)
+        .map_err(|e| ("initramfs", e))?;
+
+    let attach_timeout_s = if launch.is_some() { 30 } else { 0 };
+    let plan = GuestPlan {
+        test_name: entry.name.to_string(),
+        topology: entry.topology,
+        scheduler: launch,
+        duration_s: entry.duration_s,
+        attach_timeout_s,
+    };
+    let run_dir = new_run_dir(entry.name).map_err(|e| ("run directory", e))?;
+    let initrd = run_dir.join("initrd.cpio");
+    let plan_json = serde_json::to_vec_pretty(&plan).expect("plan serialises");
+    initramfs::with_extra_files(&base, &[(GuestPlan::PATH, &plan_json)], &initrd).map_err(|e| ("initramfs", e))?;
+
+    let vcpus = entry.topology.cpus();
+    let accel = vm::choose_accel(vcpus, &kernel.vmlinuz).map_err(|e| ("accelerator", e))?;
+    let spec = VmSpec {
+        kernel: kernel.vmlinuz.clone(),
+        initrd,
+        topology: entry.topology,
+        memory_mb: entry.memory_mb,
+        accel,
+        cmdline_extra: Vec::new(),
+        verbose: report::verbose_requested(),
+        time_limit: time_limit(accel, vcpus, attach_timeout_s, entry.duration_s),
+        run_dir,
+    };
+    Ok(Prepared { spec })
+}
+
+/// Boot allowance by accelerator and size, the attach wait, twice the
+/// scenario, and a margin for power-off. Generous: a limit is a hang
+/// detector, not a performance check.
+fn time_limit(accel: Accel, vcpus: u32, attach_s: u64, duration_s: u64) -> Duration {
+    let boot_s = match accel {
+        Accel::Kvm => 10,
+        Accel::Tcg { .. } => 20 + vcpus as u64,
+    };
+    Duration::from_secs(boot_s + attach_s + 2 * duration_s + 15)
+}
+
+fn new_run_dir(test: &str) -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("KTSTR_RUN_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
+    let dir = base.join(format!("ktstr-{test}-{}-{nanos:08x}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -1,0 +1,224 @@
+//! The guest's initramfs: the test binary as `/init`, its shared-library
+//! closure, the scheduler binary and its closure, and
+//! `/boot/config-<release>` (libbpf reads it for `__kconfig` externs; the
+//! kernel has no /proc/config.gz). Built once per content and cached; the
+//! per-run plan travels in a small second cpio segment appended to a copy.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use object::read::elf::{ElfFile64, ProgramHeader};
+use object::{Object, ObjectSection};
+
+/// Bump when the image layout changes, to invalidate cached images.
+const FORMAT: &str = "ktstr-initramfs-v1";
+const KEEP_CACHED: usize = 12;
+
+/// Where guest binaries live besides `/init`.
+pub const SCHED_DIR: &str = "/ktstr/bin";
+
+/// Content of one image, guest path → host source.
+#[derive(Default)]
+pub struct ImageSpec {
+    files: BTreeMap<String, Source>,
+}
+
+enum Source {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+impl ImageSpec {
+    /// Adds an ELF executable at `guest_path` along with every shared
+    /// library it needs (DT_NEEDED, recursively) and its interpreter.
+    pub fn add_executable(&mut self, host: &Path, guest_path: &str) -> anyhow::Result<()> {
+        self.files.insert(guest_path.to_string(), Source::File(host.to_path_buf()));
+        for (guest, host) in library_closure(host)? {
+            self.files.insert(guest, Source::File(host));
+        }
+        Ok(())
+    }
+
+    pub fn add_bytes(&mut self, guest_path: &str, bytes: Vec<u8>) {
+        self.files.insert(guest_path.to_string(), Source::Bytes(bytes));
+    }
+
+    /// Returns the cached image for this content, building it if needed.
+    pub fn build_cached(&self) -> anyhow::Result<PathBuf> {
+        let dir = crate::cache::cache_subdir("initramfs");
+        std::fs::create_dir_all(&dir)?;
+        let mut contents = Vec::new();
+        for (guest, src) in &self.files {
+            let bytes = match src {
+                Source::File(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+                Source::Bytes(b) => b.clone(),
+            };
+            contents.push((guest.as_str(), bytes));
+        }
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(FORMAT.as_bytes());
+        for (guest, bytes) in &contents {
+            h.update(guest.as_bytes());
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        }
+        let path = dir.join(format!("{:032x}.cpio", h.digest128()));
+        if path.exists() {
+            // Touch so eviction keeps recently used images.
+            let _ = std::fs::File::options().append(true).open(&path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            return Ok(path);
+        }
+        let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        write_cpio(&mut out, contents.iter().map(|(g, b)| (*g, b.as_slice())))?;
+        out.into_inner()?.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        evict_old(&dir);
+        Ok(path)
+    }
+}
+
+/// Writes `base` followed by a cpio segment with `extra` files to `dest`
+/// (the kernel unpacks concatenated cpio archives in order).
+pub fn with_extra_files(base: &Path, extra: &[(&str, &[u8])], dest: &Path) -> anyhow::Result<()> {
+    std::fs::copy(base, dest).with_context(|| format!("copying {} to {}", base.display(), dest.display()))?;
+    let mut f = std::fs::File::options().append(true).open(dest)?;
+    write_cpio(&mut f, extra.iter().copied())?;
+    Ok(())
+}
+
+/// A newc cpio archive holding `files` plus the parent directories they need.
+fn write_cpio<'a, W: Write>(out: &mut W, files: impl Iterator<Item = (&'a str, &'a [u8])>) -> anyhow::Result<()> {
+    let files: Vec<_> = files.collect();
+    let mut dirs = std::collections::BTreeSet::new();
+    for (guest, _) in &files {
+        let mut p = Path::new(guest.trim_start_matches('/'));
+        while let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
+            dirs.insert(parent.to_string_lossy().into_owned());
+            p = parent;
+        }
+    }
+    let mut ino = 1;
+    let mut next_ino = || {
+        ino += 1;
+        ino
+    };
+    for d in &dirs {
+        cpio::newc::Builder::new(d).ino(next_ino()).mode(0o040755).nlink(2).write(&mut *out, 0).finish()?;
+    }
+    for (guest, bytes) in files {
+        let name = guest.trim_start_matches('/');
+        let mut w = cpio::newc::Builder::new(name).ino(next_ino()).mode(0o100755).nlink(1).write(&mut *out, bytes.len() as u32);
+        w.write_all(bytes)?;
+        w.finish()?;
+    }
+    cpio::newc::trailer(&mut *out)?;
+    Ok(())
+}
+
+/// Directories searched for DT_NEEDED libraries, as the guest's loader
+/// will search them (Debian multiarch first).
+const LIB_DIRS: &[&str] = &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
+
+/// Guest path → host path of every library `exe` loads, and its interpreter.
+fn library_closure(exe: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut found = BTreeMap::new();
+    let mut queue = vec![exe.to_path_buf()];
+    while let Some(elf) = queue.pop() {
+        let data = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+        let (interp, needed) = dynamic_deps(&data).with_context(|| format!("parsing ELF {}", elf.display()))?;
+        if let Some(interp) = interp {
+            found.entry(interp.clone()).or_insert_with(|| PathBuf::from(&interp));
+        }
+        for lib in needed {
+            let Some(dir) = LIB_DIRS.iter().find(|d| Path::new(d).join(&lib).exists()) else {
+                anyhow::bail!("{} needs {lib}, which is not in {}", elf.display(), LIB_DIRS.join(", "));
+            };
+            let guest = format!("{dir}/{lib}");
+            if !found.contains_key(&guest) {
+                let host = std::fs::canonicalize(&guest)?;
+                found.insert(guest, host.clone());
+                queue.push(host);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// PT_INTERP and DT_NEEDED entries of a 64-bit ELF.
+fn dynamic_deps(data: &[u8]) -> anyhow::Result<(Option<String>, Vec<String>)> {
+    let elf = ElfFile64::<object::Endianness>::parse(data)?;
+    let endian = elf.endian();
+    let mut interp = None;
+    for ph in elf.elf_program_headers() {
+        if let Some(Ok(bytes)) = ph.interpreter(endian, data).transpose() {
+            interp = Some(String::from_utf8_lossy(bytes).into_owned());
+        }
+    }
+    let mut needed = Vec::new();
+    let (Some(dynamic), Some(dynstr)) = (elf.section_by_name(".dynamic"), elf.section_by_name(".dynstr")) else {
+        return Ok((interp, needed)); // static binary
+    };
+    let dynstr = dynstr.data()?;
+    for entry in dynamic.data()?.chunks_exact(16) {
+        let tag = u64::from_le_bytes(entry[..8].try_into().unwrap());
+        let val = u64::from_le_bytes(entry[8..].try_into().unwrap()) as usize;
+        match tag {
+            0 => break, // DT_NULL
+            1 => {
+                // DT_NEEDED: offset into .dynstr
+                let s = dynstr.get(val..).unwrap_or_default();
+                let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+                needed.push(String::from_utf8_lossy(&s[..end]).into_owned());
+            }
+            _ => {}
+        }
+    }
+    Ok((interp, needed))
+}
+
+fn evict_old(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let mut images: Vec<_> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cpio"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    images.sort();
+    let excess = images.len().saturating_sub(KEEP_CACHED);
+    for (_, p) in images.into_iter().take(excess) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closure_of_this_test_binary_has_libc_and_interpreter() {
+        let exe = std::env::current_exe().unwrap();
+        let libs = library_closure(&exe).unwrap();
+        assert!(libs.keys().any(|g| g.ends_with("/libc.so.6")), "{libs:?}");
+        assert!(libs.keys().any(|g| g.contains("ld-linux-x86-64.so.2")), "{libs:?}");
+    }
+
+    #[test]
+    fn cpio_round_trips_with_parent_dirs() {
+        let mut buf = Vec::new();
+        write_cpio(&mut buf, [("/ktstr/plan.json", b"{}".as_slice())].into_iter()).unwrap();
+        let mut names = Vec::new();
+        let mut r = std::io::Cursor::new(buf);
+        loop {
+            let entry = cpio::newc::Reader::new(r).unwrap();
+            if entry.entry().is_trailer() {
+                break;
+            }
+            names.push(entry.entry().name().to_string());
+            r = entry.finish().unwrap();
+        }
+        assert_eq!(names, ["ktstr", "ktstr/plan.json"]);
+    }
+}

@@ -1,0 +1,137 @@
+//! Booting one VM: QEMU with the test's topology, the kernel console on
+//! COM1, the guest channel on COM2, and a wall-clock limit. Takes a
+//! [`VmSpec`], returns a [`VmOutput`]; knows nothing about tests.
+
+mod accel;
+pub mod initramfs;
+mod qemu;
+mod slots;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+pub use accel::{choose as choose_accel, host_cpus, Accel};
+pub use qemu::QEMU;
+
+use crate::channel::{Decoder, GuestMessage};
+use crate::topology::Topology;
+
+#[derive(Clone, Debug)]
+pub struct VmSpec {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub topology: Topology,
+    pub memory_mb: u32,
+    pub accel: Accel,
+    /// Extra kernel command-line words.
+    pub cmdline_extra: Vec<String>,
+    pub verbose: bool,
+    /// QEMU is killed when this runs out.
+    pub time_limit: Duration,
+    /// Where the console and channel logs are written.
+    pub run_dir: PathBuf,
+}
+
+impl VmSpec {
+    pub fn cmdline(&self) -> String {
+        // panic=-1 + -no-reboot: a guest panic ends QEMU at once.
+        let mut words = vec!["console=ttyS0,115200", "panic=-1", "rdinit=/init", "reboot=t"];
+        words.push(if self.verbose { "loglevel=7" } else { "loglevel=5" });
+        let mut s = words.join(" ");
+        for w in &self.cmdline_extra {
+            s.push(' ');
+            s.push_str(w);
+        }
+        s
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum VmExit {
+    /// QEMU exited by itself (the guest powered off, or panicked).
+    Exited { code: Option<i32> },
+    /// The wall-clock limit ran out and QEMU was killed.
+    TimedOut { limit: Duration },
+}
+
+/// Everything a VM run produced.
+#[derive(Debug)]
+pub struct VmOutput {
+    pub console: String,
+    pub messages: Vec<GuestMessage>,
+    /// Bytes and frames of the channel that did not decode.
+    pub channel_damage: (usize, usize),
+    pub exit: VmExit,
+    /// QEMU's own stderr (bad options, missing files).
+    pub qemu_log: String,
+    pub wall: Duration,
+}
+
+/// Boots the VM and waits for it to end or hit its limit. Holds host CPU
+/// slots for the VM's lifetime so parallel runs don't starve each other.
+pub fn run(spec: &VmSpec) -> anyhow::Result<VmOutput> {
+    std::fs::create_dir_all(&spec.run_dir)?;
+    let want = spec.accel.host_threads(spec.topology.cpus());
+    let _slots = slots::acquire(want, host_cpus(), Duration::from_secs(3600))?;
+    let qemu_log = spec.run_dir.join(qemu::QEMU_LOG);
+    let mut cmd = qemu::command(spec);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&qemu_log)?);
+    tracing::debug!(?cmd, "starting QEMU");
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow::anyhow!(
+            "{QEMU} not found: install QEMU (Debian: `apt-get install -t bookworm-backports qemu-system-x86`)"
+        ),
+        _ => anyhow::anyhow!("cannot start {QEMU}: {e}"),
+    })?;
+    let exit = loop {
+        if let Some(status) = child.try_wait()? {
+            break VmExit::Exited { code: status.code() };
+        }
+        if started.elapsed() >= spec.time_limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break VmExit::TimedOut { limit: spec.time_limit };
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let wall = started.elapsed();
+    let console = read_lossy(&spec.run_dir.join(qemu::CONSOLE_LOG));
+    let channel = std::fs::read(spec.run_dir.join(qemu::CHANNEL_LOG)).unwrap_or_default();
+    let mut decoder = Decoder::new();
+    let mut messages = decoder.feed(&channel);
+    messages.extend(decoder.finish());
+    Ok(VmOutput {
+        console,
+        messages,
+        channel_damage: (decoder.damaged_bytes, decoder.damaged_frames),
+        exit,
+        qemu_log: read_lossy(&qemu_log),
+        wall,
+    })
+}
+
+fn read_lossy(p: &std::path::Path) -> String {
+    std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+}
+
+/// Builds the cached base image for a test binary and optional scheduler.
+pub fn base_initramfs(
+    test_binary: &std::path::Path,
+    scheduler: Option<(&std::path::Path, &str)>,
+    kernel_config: Option<(&std::path::Path, &str)>,
+) -> anyhow::Result<PathBuf> {
+    let mut img = initramfs::ImageSpec::default();
+    img.add_executable(test_binary, "/init").context("adding the test binary")?;
+    if let Some((host, guest)) = scheduler {
+        img.add_executable(host, guest).context("adding the scheduler binary")?;
+    }
+    if let Some((config, release)) = kernel_config {
+        let bytes = std::fs::read(config).with_context(|| format!("reading {}", config.display()))?;
+        img.add_bytes(&format!("/boot/config-{release}"), bytes);
+    }
+    img.build_cached()
+}

@@ -1,0 +1,8 @@
+use ktstr::prelude::*;
+
+#[ktstr_test(cores = "two")]
+fn t(_ctx: &Ctx) -> Result<AssertResult> {
+    Ok(AssertResult::pass())
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use ktstr::prelude::*;
+
+#[ktstr_test(numa_nodes = 2, llcs = 4, cores = 2, threads = 2, memory_mb = 1024, duration_s = 3,
+             scheduler = SCX_KTSTR, extra_sched_args = ["--slice-us", "5000"])]
+fn full(_ctx: &Ctx) -> Result<AssertResult> {
+    Ok(AssertResult::pass())
+}
+
+fn main() {}
