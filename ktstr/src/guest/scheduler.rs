@@ -46,7 +46,7 @@ pub fn start(launch: &SchedulerLaunch, reporter: &Reporter, timeout: Duration) -
         if let Some(status) = sched.child.try_wait()? {
             sched.join_forwarders();
             reporter.send(&GuestMessage::SchedulerExited { status: status.to_string(), during_payload: false });
-            anyhow::bail!("scheduler {} {status} before attaching", launch.name);
+            anyhow::bail!("scheduler {} exited before attaching ({status})", launch.name);
         }
         if started.elapsed() > timeout {
             let state = std::fs::read_to_string(SCHED_EXT_STATE).unwrap_or_default();

@@ -13,5 +13,5 @@ mod scheduler;
 pub use assert::AssertResult;
 pub use ctx::Ctx;
 pub use entry::{find_test, KtstrTestEntry, KTSTR_TESTS};
-pub use run::{run_ktstr_test, run_ktstr_test_with, RunOptions};
+pub use run::{run_ktstr_test, run_ktstr_test_with, KtstrFailure, RunOptions};
 pub use scheduler::{Scheduler, SchedulerBinary, SCX_KTSTR};

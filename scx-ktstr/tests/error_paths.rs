@@ -1,0 +1,117 @@
+//! Each way a run can go wrong is told apart, in words, with the stage it
+//! reached. The `payload_*` tests are the guest halves: ignored on their
+//! own, run here with overrides through `run_ktstr_test_with`.
+
+use ktstr::kernel::{self, FetchOptions};
+use ktstr::prelude::*;
+use ktstr::test_support::{find_test, run_ktstr_test_with, KtstrFailure, RunOptions};
+use ktstr::vm::VmExit;
+
+#[ktstr_test(scheduler = SCX_KTSTR)]
+#[ignore = "guest half of the error-path tests below"]
+fn payload_under_scx_ktstr(_ctx: &Ctx) -> Result<AssertResult> {
+    Ok(AssertResult::pass())
+}
+
+#[ktstr_test(duration_s = 1)]
+#[ignore = "guest half of guest_that_never_powers_off_hits_the_limit: never returns"]
+fn payload_hangs(_ctx: &Ctx) -> Result<AssertResult> {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[ktstr_test]
+#[ignore = "guest half of kernel_panic_is_reported: crashes the guest kernel"]
+fn payload_panics_kernel(_ctx: &Ctx) -> Result<AssertResult> {
+    std::fs::write("/proc/sysrq-trigger", "c")?;
+    std::thread::sleep(Duration::from_secs(60));
+    Ok(AssertResult::fail("the kernel survived sysrq-c"))
+}
+
+fn run_expect_failure(payload: &str, opts: RunOptions) -> KtstrFailure {
+    let entry = find_test(payload).expect("payload registered");
+    match run_ktstr_test_with(entry, &opts) {
+        Ok(_) => panic!("{payload} passed, but this run must fail"),
+        Err(f) => {
+            eprintln!("{}", f.report);
+            f
+        }
+    }
+}
+
+/// Debian's 6.12 cloud kernel: built without sched_ext.
+fn kernel_without_sched_ext() -> kernel::KernelImage {
+    let opts = FetchOptions { suite: "trixie".into(), allow_without_sched_ext: true, ..Default::default() };
+    kernel::fetch(&opts).expect("fetching Debian's 6.12 kernel (needs apt-get and the Debian archive)")
+}
+
+#[test]
+fn kernel_without_sched_ext_is_refused_before_boot() {
+    let k = kernel_without_sched_ext();
+    let f = run_expect_failure(
+        "payload_under_scx_ktstr",
+        RunOptions { kernel: Some(k.vmlinuz.display().to_string()), ..Default::default() },
+    );
+    assert_eq!(f.stage, "kernel check (no VM was booted)");
+    assert!(f.reasons[0].contains("has no sched_ext (CONFIG_SCHED_CLASS_EXT is not set"), "{:?}", f.reasons);
+    assert!(f.report.contains("ktstr_test 'payload_under_scx_ktstr' [sched=scx-ktstr] [topo=1n1l2c1t] failed:"));
+}
+
+#[test]
+fn kernel_without_sched_ext_is_reported_by_the_guest() {
+    // Without its config beside it the host cannot tell; the guest must.
+    let k = kernel_without_sched_ext();
+    let dir = std::env::temp_dir().join(format!("ktstr-bare-kernel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bare = dir.join("bzImage");
+    std::fs::copy(&k.vmlinuz, &bare).unwrap();
+    let f = run_expect_failure(
+        "payload_under_scx_ktstr",
+        RunOptions { kernel: Some(bare.display().to_string()), ..Default::default() },
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(f.stage, "scheduler did not attach");
+    assert!(f.reasons.iter().any(|r| r.contains("this kernel has no sched_ext")), "{:?}", f.reasons);
+    assert_eq!(f.outcome.unwrap().kernel_release.as_deref(), Some(k.release.as_str()));
+}
+
+#[test]
+fn scheduler_that_exits_at_once_is_reported() {
+    let f = run_expect_failure(
+        "payload_under_scx_ktstr",
+        RunOptions { extra_sched_args: Some(vec!["--no-such-flag".into()]), ..Default::default() },
+    );
+    assert_eq!(f.stage, "scheduler did not attach");
+    assert!(
+        f.reasons.iter().any(|r| r == "scheduler scx-ktstr exited before attaching (exit status: 2)"),
+        "{:?}",
+        f.reasons
+    );
+    // Its own words reach the report's scheduler log.
+    assert!(f.report.contains("--- scheduler log ---"), "{}", f.report);
+    assert!(f.report.contains("unexpected argument '--no-such-flag'"), "{}", f.report);
+}
+
+#[test]
+fn guest_that_never_powers_off_hits_the_limit() {
+    let f = run_expect_failure("payload_hangs", RunOptions::default());
+    let outcome = f.outcome.as_ref().unwrap();
+    assert!(matches!(outcome.vm.exit, VmExit::TimedOut { .. }), "{:?}", outcome.vm.exit);
+    assert_eq!(f.stage, "payload started but produced no test result");
+    assert!(f.reasons[0].contains("wall-clock limit"), "{:?}", f.reasons);
+    assert!(f.report.contains("--- diagnostics ---\nstage: payload started but produced no test result"));
+}
+
+#[test]
+fn kernel_panic_is_reported() {
+    let f = run_expect_failure("payload_panics_kernel", RunOptions::default());
+    let outcome = f.outcome.as_ref().unwrap();
+    assert!(matches!(outcome.vm.exit, VmExit::Exited { .. }), "QEMU must exit on panic, not time out");
+    assert_eq!(f.stage, "payload started but produced no test result");
+    assert!(
+        f.reasons.iter().any(|r| r.starts_with("guest kernel panicked: sysrq triggered crash")),
+        "{:?}",
+        f.reasons
+    );
+}
