@@ -69,7 +69,9 @@ impl RunOutcome {
                 .find_map(|l| l.split_once("Kernel panic - not syncing:").map(|(_, m)| m.trim().to_string())),
             vm,
         };
-        if o.vm.console.contains("Linux version") {
+        // The quiet console prints only errors and panics; any output at
+        // all proves the kernel ran.
+        if !o.vm.console.trim().is_empty() {
             o.stage = StageReached::InitDidNotStart;
         }
         let mut sched_started = false;
@@ -152,5 +154,70 @@ impl RunOutcome {
 
     pub fn passed(&self) -> bool {
         self.failure_reasons().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A real run directory captured from a VM (console + channel bytes).
+    fn fixture(name: &str, exit: VmExit) -> RunOutcome {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs").join(name);
+        assert!(dir.join("channel.bin").exists(), "fixture {name} missing");
+        RunOutcome::from_vm(VmOutput::collect(&dir, exit, Duration::from_secs(5)))
+    }
+
+    const EXITED: VmExit = VmExit::Exited { code: Some(0) };
+
+    #[test]
+    fn kernel_panic_during_payload() {
+        let o = fixture("kernel_panic", EXITED);
+        assert_eq!(o.stage, StageReached::PayloadNoResult);
+        assert_eq!(o.kernel_panic.as_deref(), Some("sysrq triggered crash"));
+        assert_eq!(o.failure_reasons(), ["guest kernel panicked: sysrq triggered crash"]);
+    }
+
+    #[test]
+    fn guest_hang_names_the_limit_and_stage() {
+        let o = fixture("guest_hang", VmExit::TimedOut { limit: Duration::from_secs(39) });
+        assert_eq!(o.stage, StageReached::PayloadNoResult);
+        assert_eq!(
+            o.failure_reasons(),
+            ["guest did not power off within the 39s wall-clock limit (stage reached: payload started but \
+              produced no test result); QEMU was killed"]
+        );
+    }
+
+    #[test]
+    fn scheduler_exiting_before_attach() {
+        let o = fixture("sched_exits_at_once", EXITED);
+        assert_eq!(o.stage, StageReached::SchedulerDidNotAttach);
+        assert_eq!(o.kernel_release.as_deref(), Some("7.3.4+deb13-cloud-amd64"));
+        assert!(o.sched_log.iter().any(|l| l.contains("unexpected argument '--no-such-flag'")), "{:?}", o.sched_log);
+        assert_eq!(o.guest_exit_code, Some(1));
+        assert!(o.failure_reasons()[0].contains("before attaching"), "{:?}", o.failure_reasons());
+    }
+
+    #[test]
+    fn failed_checks_become_detail_lines() {
+        let o = fixture("topology_mismatch", EXITED);
+        assert_eq!(o.stage, StageReached::ResultReceived);
+        let why = o.failure_reasons();
+        assert!(why.contains(&"cpu0: thread_siblings_list 0, want 0-1".to_string()), "{why:?}");
+        assert!(!o.passed());
+    }
+
+    #[test]
+    fn empty_run_directory_means_the_kernel_never_ran() {
+        let dir = std::env::temp_dir().join(format!("ktstr-empty-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let o = RunOutcome::from_vm(VmOutput::collect(&dir, EXITED, Duration::ZERO));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(o.stage, StageReached::KernelDidNotBoot);
+        assert_eq!(o.failure_reasons(), ["no test result from the guest (stage reached: kernel did not boot)"]);
     }
 }

@@ -18,13 +18,28 @@ pub struct ReportHeader<'a> {
 
 impl ReportHeader<'_> {
     pub fn line(&self) -> String {
+        format!("{} failed:", self.id())
+    }
+
+    /// `ktstr_test 'name' [sched=...] [topo=...]`
+    pub fn id(&self) -> String {
         let mut s = format!("ktstr_test '{}'", self.test);
         if let Some(sched) = self.scheduler {
             let _ = write!(s, " [sched={sched}]");
         }
-        let _ = write!(s, " [topo={}] failed:", self.topology);
+        let _ = write!(s, " [topo={}]", self.topology);
         s
     }
+}
+
+/// The one line a passing run prints.
+pub fn render_pass(header: &ReportHeader, o: &RunOutcome) -> String {
+    let mut s = format!("{} passed: kernel {}", header.id(), o.kernel_release.as_deref().unwrap_or("?"));
+    if let Some(ms) = o.sched_attach_ms {
+        let _ = write!(s, ", scheduler attached after {:.1}s", ms as f64 / 1000.0);
+    }
+    let _ = write!(s, ", VM {:.1}s", o.vm.wall.as_secs_f64());
+    s
 }
 
 /// A failure before any VM booted (kernel lookup, scheduler binary,

@@ -35,6 +35,10 @@ fn run_expect_failure(payload: &str, opts: RunOptions) -> KtstrFailure {
         Ok(_) => panic!("{payload} passed, but this run must fail"),
         Err(f) => {
             eprintln!("{}", f.report);
+            // Kept for a real failure; here the failure is the expectation.
+            if let Some(dir) = &f.run_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
             f
         }
     }

@@ -37,7 +37,12 @@ pub struct KtstrFailure {
 
 /// Runs a test in a VM and panics with the full report if it fails.
 pub fn run_ktstr_test(entry: &KtstrTestEntry) {
-    if let Err(f) = run_ktstr_test_with(entry, &RunOptions::default()) {
+    let res = run_ktstr_test_with(entry, &RunOptions::default());
+    if let Ok(o) = &res {
+        // One line per pass, shown by `--no-capture` runs.
+        eprintln!("{}", report::render_pass(&header(entry), o));
+    }
+    if let Err(f) = res {
         eprintln!("{}", f.report);
         if let Some(dir) = &f.run_dir {
             eprintln!("run directory kept: {}", dir.display());
@@ -48,11 +53,7 @@ pub fn run_ktstr_test(entry: &KtstrTestEntry) {
 
 /// Runs a test in a VM and returns its outcome or its failure.
 pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<RunOutcome, KtstrFailure> {
-    let header = ReportHeader {
-        test: entry.name,
-        scheduler: entry.scheduler.map(|s| s.name),
-        topology: entry.topology.to_string(),
-    };
+    let header = header(entry);
     let setup_fail = |stage: &str, err: anyhow::Error| {
         let reason = format!("{err:#}");
         KtstrFailure {
@@ -80,6 +81,10 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
         outcome: Some(outcome),
         run_dir: Some(prepared.spec.run_dir),
     })
+}
+
+fn header(entry: &KtstrTestEntry) -> ReportHeader<'static> {
+    ReportHeader { test: entry.name, scheduler: entry.scheduler.map(|s| s.name), topology: entry.topology.to_string() }
 }
 
 struct Prepared {
