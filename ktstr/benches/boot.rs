@@ -41,16 +41,20 @@ fn main() -> anyhow::Result<()> {
     let kernel = ktstr::kernel::ensure_default()?;
     println!("kernel: {} ({})", kernel.release, kernel.vmlinuz.display());
     let trivial = trivial_initramfs()?;
+    let guest_hz = kernel.read_config().and_then(|c| c.get("CONFIG_HZ")?.parse().ok());
     for (test, topo) in [("bench_empty", "1n1l2c1t"), ("bench_empty_32", "1n2l8c2t")] {
         let topology = Topology::parse(topo).map_err(anyhow::Error::msg)?;
         let accel = vm::choose_accel(topology.cpus(), &kernel.vmlinuz)?;
         println!("\n{topo} ({} vCPUs, accel {})", topology.cpus(), accel.qemu_arg());
         // Warm up both paths (page cache, initramfs cache).
-        boot_trivial(&kernel.vmlinuz, &trivial, topology, accel)?;
+        // The same boot image ktstr uses (PVH vmlinux when available).
+        let image = ktstr::kernel::pvh::boot_image(&kernel.vmlinuz);
+        println!("  boot image: {}", image.display());
+        boot_trivial(&image, &trivial, topology, accel, guest_hz)?;
         run_test_process(test)?;
         let (mut a, mut b, mut peak_kb) = (Vec::new(), Vec::new(), 0);
         for _ in 0..ROUNDS {
-            a.push(boot_trivial(&kernel.vmlinuz, &trivial, topology, accel)?);
+            a.push(boot_trivial(&image, &trivial, topology, accel, guest_hz)?);
             let (t, kb) = run_test_process(test)?;
             b.push(t);
             peak_kb = peak_kb.max(kb);
@@ -92,7 +96,7 @@ fn trivial_initramfs() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn boot_trivial(kernel: &Path, initrd: &Path, topology: Topology, accel: vm::Accel) -> anyhow::Result<Duration> {
+fn boot_trivial(kernel: &Path, initrd: &Path, topology: Topology, accel: vm::Accel, guest_hz: Option<u32>) -> anyhow::Result<Duration> {
     let run_dir = std::env::temp_dir().join(format!("ktstr-bench-vm-{}", std::process::id()));
     let spec = VmSpec {
         kernel: kernel.to_path_buf(),
@@ -100,6 +104,7 @@ fn boot_trivial(kernel: &Path, initrd: &Path, topology: Topology, accel: vm::Acc
         topology,
         memory_mb: 2048,
         accel,
+        guest_hz,
         cmdline_extra: Vec::new(),
         verbose: ktstr::report::verbose_requested(),
         time_limit: Duration::from_secs(120),

@@ -13,6 +13,34 @@ fn payload_under_scx_ktstr(_ctx: &Ctx) -> Result<AssertResult> {
     Ok(AssertResult::pass())
 }
 
+/// A scheduler binary that is not there.
+const MISSING_SCHED: Scheduler = Scheduler {
+    name: "scx-missing",
+    binary: SchedulerBinary::Path("/nonexistent/scx-missing"),
+    ops_name: None,
+    args: &[],
+};
+
+/// A real program that runs but never attaches a sched_ext scheduler.
+const NEVER_ATTACHES: Scheduler = Scheduler {
+    name: "sleep-not-a-scheduler",
+    binary: SchedulerBinary::Path("/bin/sleep"),
+    ops_name: None,
+    args: &["3600"],
+};
+
+#[ktstr_test(scheduler = MISSING_SCHED)]
+#[ignore = "guest half of missing_scheduler_binary_is_reported"]
+fn payload_missing_sched(_ctx: &Ctx) -> Result<AssertResult> {
+    Ok(AssertResult::pass())
+}
+
+#[ktstr_test(scheduler = NEVER_ATTACHES)]
+#[ignore = "guest half of scheduler_that_never_attaches_is_reported"]
+fn payload_never_attaches(_ctx: &Ctx) -> Result<AssertResult> {
+    Ok(AssertResult::pass())
+}
+
 #[ktstr_test(duration_s = 1)]
 #[ignore = "guest half of guest_that_never_powers_off_hits_the_limit: never returns"]
 fn payload_hangs(_ctx: &Ctx) -> Result<AssertResult> {
@@ -118,4 +146,24 @@ fn kernel_panic_is_reported() {
         "{:?}",
         f.reasons
     );
+}
+
+#[test]
+fn missing_scheduler_binary_is_reported() {
+    let f = run_expect_failure("payload_missing_sched", RunOptions::default());
+    assert_eq!(f.stage, "scheduler binary (no VM was booted)");
+    assert_eq!(f.reasons, ["scheduler binary /nonexistent/scx-missing does not exist"]);
+}
+
+#[test]
+fn scheduler_that_never_attaches_is_reported() {
+    let f = run_expect_failure("payload_never_attaches", RunOptions::default());
+    assert_eq!(f.stage, "scheduler did not attach");
+    assert!(
+        f.reasons.iter().any(|r| r.starts_with("scheduler sleep-not-a-scheduler did not attach within 30s")),
+        "{:?}",
+        f.reasons
+    );
+    let outcome = f.outcome.unwrap();
+    assert!(matches!(outcome.vm.exit, VmExit::Exited { .. }), "the guest reports and powers off by itself");
 }

@@ -17,6 +17,7 @@ pub mod apt;
 pub mod bzimage;
 pub mod config;
 pub mod fetch;
+pub mod pvh;
 pub mod resolve;
 pub mod store;
 pub mod version;

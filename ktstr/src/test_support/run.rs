@@ -143,11 +143,12 @@ fn prepare(entry: &KtstrTestEntry, opts: &RunOptions, kernel: &KernelImage) -> R
     let vcpus = entry.topology.cpus();
     let accel = vm::choose_accel(vcpus, &kernel.vmlinuz).map_err(|e| ("accelerator", e))?;
     let spec = VmSpec {
-        kernel: kernel.vmlinuz.clone(),
+        kernel: kernel::pvh::boot_image(&kernel.vmlinuz),
         initrd,
         topology: entry.topology,
         memory_mb: entry.memory_mb,
         accel,
+        guest_hz: kernel.read_config().and_then(|c| c.get("CONFIG_HZ")?.parse().ok()),
         cmdline_extra: Vec::new(),
         verbose: report::verbose_requested(),
         time_limit: time_limit(accel, vcpus, attach_timeout_s, entry.duration_s),

@@ -26,6 +26,8 @@ pub struct VmSpec {
     pub topology: Topology,
     pub memory_mb: u32,
     pub accel: Accel,
+    /// The guest kernel's CONFIG_HZ, when known (for TCG boot tuning).
+    pub guest_hz: Option<u32>,
     /// Extra kernel command-line words.
     pub cmdline_extra: Vec<String>,
     pub verbose: bool,
@@ -43,7 +45,7 @@ impl VmSpec {
         // boot costs seconds. Quiet still shows errors and panics.
         words.push(if self.verbose { "loglevel=7" } else { "loglevel=4" });
         let mut s = words.join(" ");
-        for w in &self.cmdline_extra {
+        for w in self.accel.cmdline_words(self.guest_hz).iter().chain(&self.cmdline_extra) {
             s.push(' ');
             s.push_str(w);
         }
