@@ -38,17 +38,9 @@ enum KernelCmd {
 
 pub fn run(args: KernelArgs) -> Result<()> {
     match args.cmd {
-        KernelCmd::Fetch {
-            suite,
-            flavour,
-            allow_without_sched_ext,
-        } => {
+        KernelCmd::Fetch { suite, flavour, allow_without_sched_ext } => {
             let started = Instant::now();
-            let k = kernel::fetch(&FetchOptions {
-                suite,
-                flavour,
-                allow_without_sched_ext,
-            })?;
+            let k = kernel::fetch(&FetchOptions { suite, flavour, allow_without_sched_ext })?;
             eprintln!(
                 "kernel {} (sched_ext: {}) ready in {:.1}s",
                 k.release,
@@ -67,25 +59,15 @@ fn list() {
     let cached = kernel::list_cached();
     let dir = kernel::cache_dir();
     if cached.is_empty() {
-        println!(
-            "no kernels cached in {}; run `cargo ktstr kernel fetch`",
-            dir.display()
-        );
+        println!("no kernels cached in {}; run `cargo ktstr kernel fetch`", dir.display());
         return;
     }
     let default = kernel::resolve(None).ok().map(|k| k.vmlinuz);
     println!("kernels in {}:", dir.display());
     let width = cached.iter().map(|k| k.release.len()).max().unwrap_or(0);
-    println!(
-        "  {:width$}  {:9}  {:17}  {:>7}  SOURCE",
-        "RELEASE", "SCHED_EXT", "DEBIAN VERSION", "SIZE"
-    );
+    println!("  {:width$}  {:9}  {:17}  {:>7}  SOURCE", "RELEASE", "SCHED_EXT", "DEBIAN VERSION", "SIZE");
     for k in &cached {
-        let mark = if default.as_ref() == Some(&k.vmlinuz) {
-            '*'
-        } else {
-            ' '
-        };
+        let mark = if default.as_ref() == Some(&k.vmlinuz) { '*' } else { ' ' };
         let meta = k.cached_meta();
         let size = std::fs::metadata(&k.vmlinuz).map(|m| m.len()).unwrap_or(0);
         println!(
@@ -94,8 +76,7 @@ fn list() {
             k.sched_ext().to_string(),
             meta.as_ref().map_or("-", |m| m.debian_version.as_str()),
             size as f64 / 1e6,
-            meta.as_ref()
-                .map_or_else(|| "-".to_string(), |m| format!("{} {}", m.suite, m.flavour)),
+            meta.as_ref().map_or_else(|| "-".to_string(), |m| format!("{} {}", m.suite, m.flavour)),
         );
     }
 }
@@ -103,23 +84,12 @@ fn list() {
 fn show(k: &KernelImage) {
     println!("release:   {}", k.release);
     println!("vmlinuz:   {}", k.vmlinuz.display());
-    println!(
-        "config:    {}",
-        k.config
-            .as_ref()
-            .map_or_else(|| "(none)".into(), |c| c.display().to_string())
-    );
+    println!("config:    {}", k.config.as_ref().map_or_else(|| "(none)".into(), |c| c.display().to_string()));
     println!("sched_ext: {}", k.sched_ext());
     if k.sched_ext() != SchedExtSupport::Yes {
         println!("           (sched_ext schedulers need CONFIG_SCHED_CLASS_EXT=y)");
     }
     if let Some(m) = k.cached_meta() {
-        println!(
-            "from:      Debian {} {} ({}), {}",
-            m.suite,
-            m.flavour,
-            m.debian_version,
-            m.packages.join(", ")
-        );
+        println!("from:      Debian {} {} ({}), {}", m.suite, m.flavour, m.debian_version, m.packages.join(", "));
     }
 }

@@ -65,7 +65,12 @@ impl Parse for TestAttrs {
                 "duration_s" => a.duration_s = positive::<u64>(v, &key)?,
                 "scheduler" => match v {
                     Expr::Path(p) => a.scheduler = Some(p.path.clone()),
-                    _ => return Err(syn::Error::new_spanned(v, "`scheduler` takes a path to a `Scheduler` const, e.g. `scheduler = SCX_KTSTR`")),
+                    _ => {
+                        return Err(syn::Error::new_spanned(
+                            v,
+                            "`scheduler` takes a path to a `Scheduler` const, e.g. `scheduler = SCX_KTSTR`",
+                        ))
+                    }
                 },
                 "extra_sched_args" => a.extra_sched_args = string_array(v)?,
                 _ => {
@@ -108,7 +113,12 @@ where
 }
 
 fn string_array(v: &Expr) -> syn::Result<Vec<LitStr>> {
-    let err = || syn::Error::new_spanned(v, "`extra_sched_args` takes an array of string literals, e.g. `[\"--slice-us\", \"5000\"]`");
+    let err = || {
+        syn::Error::new_spanned(
+            v,
+            "`extra_sched_args` takes an array of string literals, e.g. `[\"--slice-us\", \"5000\"]`",
+        )
+    };
     let Expr::Array(ExprArray { elems, .. }) = v else { return Err(err()) };
     elems
         .iter()

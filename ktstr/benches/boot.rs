@@ -63,10 +63,7 @@ fn main() -> anyhow::Result<()> {
         let ratio = mb.as_secs_f64() / ma.as_secs_f64();
         println!("  (a) trivial init boot   median {:>6.2}s  runs {}", ma.as_secs_f64(), list(&a));
         println!("  (b) empty #[ktstr_test] median {:>6.2}s  runs {}", mb.as_secs_f64(), list(&b));
-        println!(
-            "  b/a = {ratio:.3} (target <= 1.15: {})",
-            if ratio <= 1.15 { "met" } else { "NOT met" }
-        );
+        println!("  b/a = {ratio:.3} (target <= 1.15: {})", if ratio <= 1.15 { "met" } else { "NOT met" });
         println!("  peak host memory of (b): {} MiB (max RSS of the test process and QEMU)", peak_kb / 1024);
         if topology.cpus() == 32 {
             println!(
@@ -85,7 +82,10 @@ fn trivial_initramfs() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("ktstr-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let src = dir.join("init.c");
-    std::fs::write(&src, "#include <sys/reboot.h>\n#include <unistd.h>\nint main(void){sync();reboot(RB_POWER_OFF);return 0;}\n")?;
+    std::fs::write(
+        &src,
+        "#include <sys/reboot.h>\n#include <unistd.h>\nint main(void){sync();reboot(RB_POWER_OFF);return 0;}\n",
+    )?;
     let bin = dir.join("init");
     let st = Command::new("cc").args(["-static", "-Os", "-o"]).arg(&bin).arg(&src).status()?;
     anyhow::ensure!(st.success(), "cc -static failed: install gcc and libc6-dev");
@@ -96,7 +96,13 @@ fn trivial_initramfs() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn boot_trivial(kernel: &Path, initrd: &Path, topology: Topology, accel: vm::Accel, guest_hz: Option<u32>) -> anyhow::Result<Duration> {
+fn boot_trivial(
+    kernel: &Path,
+    initrd: &Path,
+    topology: Topology,
+    accel: vm::Accel,
+    guest_hz: Option<u32>,
+) -> anyhow::Result<Duration> {
     let run_dir = std::env::temp_dir().join(format!("ktstr-bench-vm-{}", std::process::id()));
     let spec = VmSpec {
         kernel: kernel.to_path_buf(),
@@ -108,6 +114,7 @@ fn boot_trivial(kernel: &Path, initrd: &Path, topology: Topology, accel: vm::Acc
         cmdline_extra: Vec::new(),
         verbose: ktstr::report::verbose_requested(),
         time_limit: Duration::from_secs(120),
+        boot_deadline: None,
         run_dir: run_dir.clone(),
     };
     let out = vm::run(&spec)?;

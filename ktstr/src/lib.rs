@@ -11,9 +11,9 @@
 //! learned) → `test_support` (the glue `#[ktstr_test]` expands to).
 
 pub mod cache;
-pub mod kernel;
 pub mod channel;
 pub mod guest;
+pub mod kernel;
 pub mod outcome;
 pub mod plan;
 pub mod prelude;

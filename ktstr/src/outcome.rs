@@ -49,6 +49,8 @@ pub struct RunOutcome {
     pub guest_exit_code: Option<i32>,
     /// `Kernel panic - not syncing: ...` line from the console, if any.
     pub kernel_panic: Option<String>,
+    /// Boots retried after stalling before init (see `VmExit::BootStalled`).
+    pub boot_retries: u32,
     pub vm: VmOutput,
 }
 
@@ -67,6 +69,7 @@ impl RunOutcome {
                 .console
                 .lines()
                 .find_map(|l| l.split_once("Kernel panic - not syncing:").map(|(_, m)| m.trim().to_string())),
+            boot_retries: 0,
             vm,
         };
         // The quiet console prints only errors and panics; any output at
@@ -89,7 +92,9 @@ impl RunOutcome {
                 GuestMessage::Stage(Stage::PayloadStarted) => {}
                 GuestMessage::SchedulerOutput { line, .. } => o.sched_log.push(line),
                 GuestMessage::Error { stage, message } => o.guest_errors.push((stage, message)),
-                GuestMessage::SchedulerExited { status, during_payload } => o.sched_exit = Some((status, during_payload)),
+                GuestMessage::SchedulerExited { status, during_payload } => {
+                    o.sched_exit = Some((status, during_payload))
+                }
                 GuestMessage::TestResult(r) => o.result = Some(r),
                 GuestMessage::Exit { code } => o.guest_exit_code = Some(code),
             }
@@ -99,9 +104,7 @@ impl RunOutcome {
             StageReached::ResultReceived
         } else if payload_started {
             StageReached::PayloadNoResult
-        } else if sched_started && !attached
-            || o.guest_errors.iter().any(|(s, _)| s == "scheduler")
-        {
+        } else if sched_started && !attached || o.guest_errors.iter().any(|(s, _)| s == "scheduler") {
             StageReached::SchedulerDidNotAttach
         } else if o.kernel_release.is_some() {
             StageReached::PayloadDidNotStart
@@ -115,12 +118,18 @@ impl RunOutcome {
     /// empty when it passed.
     pub fn failure_reasons(&self) -> Vec<String> {
         let mut why = Vec::new();
-        if let VmExit::TimedOut { limit } = self.vm.exit {
-            why.push(format!(
+        match self.vm.exit {
+            VmExit::TimedOut { limit } => why.push(format!(
                 "guest did not power off within the {}s wall-clock limit (stage reached: {}); QEMU was killed",
                 limit.as_secs(),
                 self.stage
-            ));
+            )),
+            VmExit::BootStalled { deadline } => why.push(format!(
+                "guest boot stalled: init sent nothing within {:.1}s (stage reached: {}); QEMU was killed",
+                deadline.as_secs_f64(),
+                self.stage
+            )),
+            VmExit::Exited { .. } => {}
         }
         if let Some(p) = &self.kernel_panic {
             why.push(format!("guest kernel panicked: {p}"));

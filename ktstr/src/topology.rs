@@ -46,9 +46,7 @@ impl Topology {
             return Err(format!("topology {self}: every count must be at least 1"));
         }
         if llcs % numa_nodes != 0 {
-            return Err(format!(
-                "topology {self}: {llcs} LLCs cannot be split evenly over {numa_nodes} NUMA nodes"
-            ));
+            return Err(format!("topology {self}: {llcs} LLCs cannot be split evenly over {numa_nodes} NUMA nodes"));
         }
         if self.cpus() > 255 {
             return Err(format!("topology {self}: {} vCPUs is more than the 255 ktstr supports", self.cpus()));
@@ -80,12 +78,8 @@ impl Topology {
         let mut vals = [0u32; 4];
         let mut rest = s;
         for (i, suffix) in ['n', 'l', 'c', 't'].into_iter().enumerate() {
-            let end = rest
-                .find(suffix)
-                .ok_or_else(|| format!("topology `{s}`: expected the form 1n2l2c1t"))?;
-            vals[i] = rest[..end]
-                .parse()
-                .map_err(|_| format!("topology `{s}`: `{}` is not a number", &rest[..end]))?;
+            let end = rest.find(suffix).ok_or_else(|| format!("topology `{s}`: expected the form 1n2l2c1t"))?;
+            vals[i] = rest[..end].parse().map_err(|_| format!("topology `{s}`: `{}` is not a number", &rest[..end]))?;
             rest = &rest[end + 1..];
         }
         if !rest.is_empty() {

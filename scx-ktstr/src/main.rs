@@ -10,12 +10,7 @@ mod bpf_skel {
     include!(concat!(env!("OUT_DIR"), "/bpf_skel.rs"));
 }
 
-#[allow(
-    non_upper_case_globals,
-    non_camel_case_types,
-    non_snake_case,
-    dead_code
-)]
+#[allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
 mod bpf_intf {
     include!(concat!(env!("OUT_DIR"), "/bpf_intf.rs"));
 }
@@ -30,9 +25,7 @@ use clap::Parser;
 use libbpf_rs::libbpf_sys::bpf_object_open_opts;
 use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_report};
 
-use bpf_intf::{
-    ktstr_consts_KTSTR_NSEC_PER_USEC as NSEC_PER_USEC, ktstr_consts_KTSTR_SLICE_US_DFL,
-};
+use bpf_intf::{ktstr_consts_KTSTR_NSEC_PER_USEC as NSEC_PER_USEC, ktstr_consts_KTSTR_SLICE_US_DFL};
 use bpf_skel::BpfSkelBuilder;
 
 /// Fixture sched_ext scheduler of the ktstr test harness: one shared DSQ,
@@ -61,12 +54,7 @@ fn main() -> Result<()> {
     let mut builder = BpfSkelBuilder::default();
     builder.obj_builder.debug(opts.verbose);
     let mut open_object = MaybeUninit::uninit();
-    let mut skel = scx_ops_open!(
-        builder,
-        &mut open_object,
-        ktstr_ops,
-        None::<bpf_object_open_opts>
-    )?;
+    let mut skel = scx_ops_open!(builder, &mut open_object, ktstr_ops, None::<bpf_object_open_opts>)?;
     skel.maps.rodata_data.as_mut().unwrap().slice_ns = opts.slice_us * NSEC_PER_USEC as u64;
 
     let mut skel = scx_ops_load!(skel, ktstr_ops, uei)?;

@@ -15,7 +15,7 @@ fn spin_workers(threads: usize, for_ms: u64) -> Vec<u64> {
                 let mut n = 0u64;
                 while stop.load(Ordering::Relaxed) == 0 {
                     n += 1;
-                    if n % 1024 == 0 {
+                    if n.is_multiple_of(1024) {
                         std::thread::yield_now();
                     }
                 }

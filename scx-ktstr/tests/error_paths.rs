@@ -141,11 +141,7 @@ fn kernel_panic_is_reported() {
     let outcome = f.outcome.as_ref().unwrap();
     assert!(matches!(outcome.vm.exit, VmExit::Exited { .. }), "QEMU must exit on panic, not time out");
     assert_eq!(f.stage, "payload started but produced no test result");
-    assert!(
-        f.reasons.iter().any(|r| r.starts_with("guest kernel panicked: sysrq triggered crash")),
-        "{:?}",
-        f.reasons
-    );
+    assert!(f.reasons.iter().any(|r| r.starts_with("guest kernel panicked: sysrq triggered crash")), "{:?}", f.reasons);
 }
 
 #[test]
@@ -166,4 +162,17 @@ fn scheduler_that_never_attaches_is_reported() {
     );
     let outcome = f.outcome.unwrap();
     assert!(matches!(outcome.vm.exit, VmExit::Exited { .. }), "the guest reports and powers off by itself");
+}
+
+#[test]
+fn boot_that_stalls_before_init_is_retried_once_then_reported() {
+    // A deadline no boot can meet stands in for an early-boot hang: the
+    // watchdog must kill the VM, retry once, and say what happened.
+    let opts = RunOptions { boot_deadline: Some(Duration::from_millis(300)), ..Default::default() };
+    let f = run_expect_failure("payload_under_scx_ktstr", opts);
+    let outcome = f.outcome.as_ref().unwrap();
+    assert!(matches!(outcome.vm.exit, VmExit::BootStalled { .. }), "{:?}", outcome.vm.exit);
+    assert_eq!(outcome.boot_retries, 1);
+    assert!(f.reasons[0].starts_with("guest boot stalled: init sent nothing within 0.3s"), "{:?}", f.reasons);
+    assert!(f.report.contains("boot retried 1 time(s) after stalling before init"), "{}", f.report);
 }

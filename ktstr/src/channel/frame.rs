@@ -170,7 +170,7 @@ mod tests {
                 x ^= x >> 7;
                 x ^= x << 17;
                 chunk.push(x as u8);
-                if x % 11 == 0 {
+                if x.is_multiple_of(11) {
                     chunk.extend_from_slice(MAGIC);
                 }
             }
@@ -202,7 +202,10 @@ mod tests {
             let mut stream = Vec::new();
             let mut intact = Vec::new();
             for i in 0..(1 + rnd(12)) {
-                let msg = GuestMessage::SchedulerOutput { stream: LogStream::Stdout, line: format!("line {i} {}", "x".repeat(rnd(300) as usize)) };
+                let msg = GuestMessage::SchedulerOutput {
+                    stream: LogStream::Stdout,
+                    line: format!("line {i} {}", "x".repeat(rnd(300) as usize)),
+                };
                 let mut f = encode(&msg);
                 match rnd(4) {
                     0 => {

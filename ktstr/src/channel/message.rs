@@ -28,13 +28,24 @@ pub enum LogStream {
 pub enum GuestMessage {
     Stage(Stage),
     /// One line of the scheduler's output.
-    SchedulerOutput { stream: LogStream, line: String },
+    SchedulerOutput {
+        stream: LogStream,
+        line: String,
+    },
     /// A guest-runtime problem, in words (e.g. why the scheduler never attached).
-    Error { stage: String, message: String },
+    Error {
+        stage: String,
+        message: String,
+    },
     /// The scheduler process ended; `status` as the shell would show it.
-    SchedulerExited { status: String, during_payload: bool },
+    SchedulerExited {
+        status: String,
+        during_payload: bool,
+    },
     /// The test function's verdict.
     TestResult(AssertResult),
     /// The guest runtime is about to power off with this exit code.
-    Exit { code: i32 },
+    Exit {
+        code: i32,
+    },
 }

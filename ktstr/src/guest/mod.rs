@@ -92,9 +92,7 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 fn kernel_release() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default()
+    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn power_off(code: i32) -> ! {

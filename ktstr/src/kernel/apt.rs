@@ -76,10 +76,7 @@ pub fn parse_one_line(text: &str) -> Vec<SourceEntry> {
 pub fn parse_deb822(text: &str) -> Vec<SourceEntry> {
     let mut out = Vec::new();
     for stanza in text.split("\n\n") {
-        let mut e = SourceEntry {
-            enabled: true,
-            ..Default::default()
-        };
+        let mut e = SourceEntry { enabled: true, ..Default::default() };
         let mut last_key = String::new();
         let mut any = false;
         for line in stanza.lines() {
@@ -103,9 +100,7 @@ pub fn parse_deb822(text: &str) -> Vec<SourceEntry> {
                 "components" => e.components.extend(words()),
                 "enabled" => e.enabled = !value.eq_ignore_ascii_case("no"),
                 // A path; an embedded key block (multi-line) is not usable here.
-                "signed-by" if e.signed_by.is_none() && value.starts_with('/') => {
-                    e.signed_by = Some(value.to_string())
-                }
+                "signed-by" if e.signed_by.is_none() && value.starts_with('/') => e.signed_by = Some(value.to_string()),
                 _ => {}
             }
         }
@@ -147,36 +142,22 @@ fn host_codename() -> Option<String> {
             .find_map(|l| l.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
             .map(|v| v.trim_matches('"').to_string())
     };
-    (get("ID").as_deref() == Some("debian"))
-        .then(|| get("VERSION_CODENAME"))
-        .flatten()
+    (get("ID").as_deref() == Some("debian")).then(|| get("VERSION_CODENAME")).flatten()
 }
 
 /// The Debian archive among `entries`: the one serving the host's own
 /// release suite (`bookworm`, not `bookworm-security`); failing that, any
 /// enabled `deb` entry whose URI ends in `/debian`.
-pub fn pick_mirror(
-    entries: &[SourceEntry],
-    codename: Option<&str>,
-) -> Option<(String, Option<String>)> {
-    let usable = |e: &&SourceEntry| {
-        e.enabled && e.types.iter().any(|t| t == "deb") && e.components.iter().any(|c| c == "main")
-    };
-    let serves_codename =
-        |e: &&SourceEntry| codename.is_some_and(|c| e.suites.iter().any(|s| s == c));
+pub fn pick_mirror(entries: &[SourceEntry], codename: Option<&str>) -> Option<(String, Option<String>)> {
+    let usable =
+        |e: &&SourceEntry| e.enabled && e.types.iter().any(|t| t == "deb") && e.components.iter().any(|c| c == "main");
+    let serves_codename = |e: &&SourceEntry| codename.is_some_and(|c| e.suites.iter().any(|s| s == c));
     let debian_uri = |u: &&String| u.trim_end_matches('/').ends_with("/debian");
     let by_codename = entries.iter().filter(usable).find(serves_codename);
-    let entry = by_codename.or_else(|| {
-        entries
-            .iter()
-            .filter(usable)
-            .find(|e| e.uris.iter().any(|u| debian_uri(&u)))
-    })?;
+    let entry =
+        by_codename.or_else(|| entries.iter().filter(usable).find(|e| e.uris.iter().any(|u| debian_uri(&u))))?;
     let uri = entry.uris.iter().find(debian_uri).or(entry.uris.first())?;
-    Some((
-        uri.trim_end_matches('/').to_string(),
-        entry.signed_by.clone(),
-    ))
+    Some((uri.trim_end_matches('/').to_string(), entry.signed_by.clone()))
 }
 
 /// The archive URI and a keyring to verify it with.
@@ -192,11 +173,7 @@ fn archive() -> Result<(String, PathBuf)> {
     };
     let keyring = std::env::var_os(KEYRING_ENV)
         .map(PathBuf::from)
-        .or_else(|| {
-            Path::new(DEBIAN_KEYRING)
-                .is_file()
-                .then(|| DEBIAN_KEYRING.into())
-        })
+        .or_else(|| Path::new(DEBIAN_KEYRING).is_file().then(|| DEBIAN_KEYRING.into()))
         .or_else(|| signed_by.map(PathBuf::from).filter(|p| p.is_file()))
         .with_context(|| {
             format!(
@@ -229,19 +206,10 @@ impl Apt {
             }
         }
         let (mirror, keyring) = archive()?;
-        for sub in [
-            "lists/partial",
-            "cache/archives/partial",
-            "sources.list.d",
-            "preferences.d",
-        ] {
-            fs::create_dir_all(dir.join(sub))
-                .with_context(|| format!("creating {}", dir.join(sub).display()))?;
+        for sub in ["lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"] {
+            fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.join(sub).display()))?;
         }
-        let sources = format!(
-            "deb [signed-by={} target=Packages] {mirror} {suite} main\n",
-            keyring.display()
-        );
+        let sources = format!("deb [signed-by={} target=Packages] {mirror} {suite} main\n", keyring.display());
         let conf_path = dir.join("apt.conf");
         let d = |s: &str| dir.join(s).display().to_string();
         let conf = format!(
@@ -278,13 +246,7 @@ impl Apt {
         write_if_changed(&dir.join("sources.list"), &sources)?;
         write_if_changed(&conf_path, &conf)?;
         write_if_changed(&dir.join("status"), "")?;
-        Ok(Apt {
-            dir: dir.to_path_buf(),
-            sources,
-            suite: suite.to_string(),
-            mirror,
-            keyring,
-        })
+        Ok(Apt { dir: dir.to_path_buf(), sources, suite: suite.to_string(), mirror, keyring })
     }
 
     /// A command for `tool` (apt-get, apt-cache) using this setup.
@@ -305,32 +267,21 @@ impl Apt {
     /// within `max_age`.
     pub fn index_fresh(&self, max_age: std::time::Duration) -> bool {
         let same_sources = fs::read_to_string(self.stamp()).is_ok_and(|s| s == self.sources);
-        let age = fs::metadata(self.stamp())
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok());
+        let age = fs::metadata(self.stamp()).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
         same_sources && age.is_some_and(|age| age < max_age)
     }
 
     /// Whether an earlier `apt-get update` left a package index.
     pub fn has_index(&self) -> bool {
-        fs::read_dir(self.dir.join("lists")).is_ok_and(|rd| {
-            rd.filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
-        })
+        fs::read_dir(self.dir.join("lists"))
+            .is_ok_and(|rd| rd.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().contains("_Packages")))
     }
 
     /// `apt-get update` for this suite only.
     pub fn update(&self) -> Result<()> {
         let out = run(self.command("apt-get").args(["-q", "update"]))?;
         let text = output_text(&out);
-        let key_trouble = [
-            "NO_PUBKEY",
-            "EXPKEYSIG",
-            "KEYEXPIRED",
-            "is not signed",
-            "GPG error",
-        ];
+        let key_trouble = ["NO_PUBKEY", "EXPKEYSIG", "KEYEXPIRED", "is not signed", "GPG error"];
         if key_trouble.iter().any(|k| text.contains(k)) {
             bail!(
                 "cannot verify the `{suite}` archive at {mirror} with {keyring}.\n\
@@ -342,15 +293,8 @@ impl Apt {
                 keyring = self.keyring.display(),
             );
         }
-        if !out.status.success()
-            || text.contains("Failed to fetch")
-            || text.lines().any(|l| l.starts_with("E:"))
-        {
-            bail!(
-                "`apt-get update` for {} from {} failed:\n{text}",
-                self.suite,
-                self.mirror
-            );
+        if !out.status.success() || text.contains("Failed to fetch") || text.lines().any(|l| l.starts_with("E:")) {
+            bail!("`apt-get update` for {} from {} failed:\n{text}", self.suite, self.mirror);
         }
         fs::write(self.stamp(), &self.sources)?;
         Ok(())
@@ -358,10 +302,7 @@ impl Apt {
 
     /// `apt-cache show` of the candidate versions of `packages`, parsed.
     pub fn show(&self, packages: &[&str]) -> Result<Vec<Stanza>> {
-        let out = run(self
-            .command("apt-cache")
-            .args(["show", "--no-all-versions"])
-            .args(packages))?;
+        let out = run(self.command("apt-cache").args(["show", "--no-all-versions"]).args(packages))?;
         if !out.status.success() {
             bail!(
                 "the `{}` suite at {} has no package {}:\n{}",
@@ -381,10 +322,7 @@ pub struct Stanza(pub Vec<(String, String)>);
 
 impl Stanza {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
     }
 
     /// Package names in `Depends` (first alternative of each, no versions).
@@ -436,11 +374,7 @@ pub fn output_text(out: &Output) -> String {
 
 fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
-        .map(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join(tool))
-                .collect::<Vec<_>>()
-        })
+        .map(|paths| std::env::split_paths(&paths).map(|p| p.join(tool)).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
         .find(|p| p.is_file())
@@ -487,10 +421,7 @@ Enabled: no
         assert!(!e[2].enabled);
         let (uri, key) = pick_mirror(&e, Some("bookworm")).unwrap();
         assert_eq!(uri, "http://mirror.example/debian");
-        assert_eq!(
-            key.as_deref(),
-            Some("/usr/share/keyrings/debian-archive-keyring.gpg")
-        );
+        assert_eq!(key.as_deref(), Some("/usr/share/keyrings/debian-archive-keyring.gpg"));
     }
 
     #[test]
@@ -523,17 +454,8 @@ Enabled: no
         );
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].get("version"), Some("7.3.4-1~bpo13+1"));
-        assert_eq!(
-            s[0].depends(),
-            [
-                "linux-base-cloud-amd64",
-                "linux-image-7.3.4+deb13-cloud-amd64"
-            ]
-        );
-        assert_eq!(
-            s[1].depends(),
-            ["dracut", "linux-base-7.3.4+deb13-cloud-amd64"]
-        );
+        assert_eq!(s[0].depends(), ["linux-base-cloud-amd64", "linux-image-7.3.4+deb13-cloud-amd64"]);
+        assert_eq!(s[1].depends(), ["dracut", "linux-base-7.3.4+deb13-cloud-amd64"]);
         assert_eq!(s[0].get("Description"), Some("meta\nmore text"));
     }
 }

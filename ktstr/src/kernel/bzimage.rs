@@ -24,36 +24,23 @@ pub const HEAD_LEN: usize = 0x200 + 0xFFFF + 1 + MAX_VERSION_LEN;
 /// SMP PREEMPT_DYNAMIC Debian 7.3.4-1~bpo13+1 (2026-11-15)`) found in the
 /// first bytes of a bzImage, or why there is none.
 pub fn version_string(head: &[u8]) -> Result<&str, String> {
-    let u16_at = |off: usize| {
-        head.get(off..off + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-    };
-    if u16_at(BOOT_FLAG) != Some(0xAA55)
-        || head.get(HEADER_MAGIC..HEADER_MAGIC + 4) != Some(b"HdrS")
-    {
+    let u16_at = |off: usize| head.get(off..off + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    if u16_at(BOOT_FLAG) != Some(0xAA55) || head.get(HEADER_MAGIC..HEADER_MAGIC + 4) != Some(b"HdrS") {
         return Err("no x86 boot setup header (not a bzImage)".into());
     }
     let protocol = u16_at(PROTOCOL).unwrap_or(0);
     if protocol < 0x0200 {
-        return Err(format!(
-            "boot protocol {protocol:#x} is too old to carry a version string"
-        ));
+        return Err(format!("boot protocol {protocol:#x} is too old to carry a version string"));
     }
     let ptr = u16_at(KERNEL_VERSION).unwrap_or(0);
     if ptr == 0 {
         return Err("the setup header has no kernel_version string".into());
     }
     let start = usize::from(ptr) + 0x200;
-    let tail = head
-        .get(start..)
-        .ok_or("kernel_version points past the end of the image")?;
+    let tail = head.get(start..).ok_or("kernel_version points past the end of the image")?;
     let tail = &tail[..tail.len().min(MAX_VERSION_LEN)];
-    let end = tail
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or("kernel_version string is not terminated")?;
-    let text =
-        std::str::from_utf8(&tail[..end]).map_err(|_| "kernel_version string is not text")?;
+    let end = tail.iter().position(|&b| b == 0).ok_or("kernel_version string is not terminated")?;
+    let text = std::str::from_utf8(&tail[..end]).map_err(|_| "kernel_version string is not text")?;
     if text.is_empty() || text.chars().any(|c| c.is_control()) {
         return Err("kernel_version string is empty or garbled".into());
     }
@@ -85,8 +72,7 @@ mod tests {
         img[BOOT_FLAG..BOOT_FLAG + 2].copy_from_slice(&0xAA55u16.to_le_bytes());
         img[HEADER_MAGIC..HEADER_MAGIC + 4].copy_from_slice(b"HdrS");
         img[PROTOCOL..PROTOCOL + 2].copy_from_slice(&0x020Fu16.to_le_bytes());
-        img[KERNEL_VERSION..KERNEL_VERSION + 2]
-            .copy_from_slice(&((at - 0x200) as u16).to_le_bytes());
+        img[KERNEL_VERSION..KERNEL_VERSION + 2].copy_from_slice(&((at - 0x200) as u16).to_le_bytes());
         img[at..at + version.len()].copy_from_slice(version.as_bytes());
         img
     }
@@ -111,15 +97,10 @@ mod tests {
     /// The first 18 KiB of Debian's signed trixie-backports cloud kernel.
     #[test]
     fn real_debian_bzimage_head() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/7.3.4+deb13-cloud-amd64.bzImage-head"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/7.3.4+deb13-cloud-amd64.bzImage-head");
         let release = read_release(Path::new(path)).unwrap();
         assert_eq!(release, "7.3.4+deb13-cloud-amd64");
         let head = std::fs::read(path).unwrap();
-        assert!(version_string(&head)
-            .unwrap()
-            .contains("Debian 7.3.4-1~bpo13+1"));
+        assert!(version_string(&head).unwrap().contains("Debian 7.3.4-1~bpo13+1"));
     }
 }

@@ -39,10 +39,7 @@ impl KernelConfig {
         let mut values = HashMap::new();
         for line in text.lines() {
             let line = line.trim();
-            if let Some(name) = line
-                .strip_prefix("# ")
-                .and_then(|l| l.strip_suffix(" is not set"))
-            {
+            if let Some(name) = line.strip_prefix("# ").and_then(|l| l.strip_suffix(" is not set")) {
                 if name.starts_with("CONFIG_") {
                     values.insert(name.to_string(), "n".to_string());
                 }
@@ -70,9 +67,7 @@ impl KernelConfig {
     /// The raw value (`y`, `m`, `n`, `"text"`, `42`) of an option, with or
     /// without its `CONFIG_` prefix.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values
-            .get(Self::full_name(name).as_ref())
-            .map(String::as_str)
+        self.values.get(Self::full_name(name).as_ref()).map(String::as_str)
     }
 
     /// Built in (`=y`).
@@ -109,10 +104,7 @@ pub fn sched_ext_support(path: Option<&Path>) -> SchedExtSupport {
     let Some(Ok(text)) = path.map(std::fs::read_to_string) else {
         return SchedExtSupport::Unknown;
     };
-    if !text
-        .lines()
-        .any(|l| l.starts_with("CONFIG_") || l.starts_with("# CONFIG_"))
-    {
+    if !text.lines().any(|l| l.starts_with("CONFIG_") || l.starts_with("# CONFIG_")) {
         return SchedExtSupport::Unknown;
     }
     let on = format!("{SCHED_EXT_OPTION}=y");
@@ -144,10 +136,7 @@ CONFIG_NR_CPUS=8192
         let c = KernelConfig::parse(SAMPLE);
         assert_eq!(c.get("CONFIG_NR_CPUS"), Some("8192"));
         assert_eq!(c.get("NR_CPUS"), Some("8192"));
-        assert_eq!(
-            c.get("CC_VERSION_TEXT"),
-            Some("\"gcc (Debian 14.2.0-19) 14.2.0\"")
-        );
+        assert_eq!(c.get("CC_VERSION_TEXT"), Some("\"gcc (Debian 14.2.0-19) 14.2.0\""));
         assert_eq!(c.get("IKCONFIG"), Some("n"));
         assert_eq!(c.get("MISSING"), None);
         assert!(c.is_builtin("DEBUG_INFO_BTF"));
@@ -158,22 +147,10 @@ CONFIG_NR_CPUS=8192
 
     #[test]
     fn sched_ext_off_or_missing() {
-        assert_eq!(
-            KernelConfig::parse("# CONFIG_SCHED_CLASS_EXT is not set\n").sched_ext(),
-            SchedExtSupport::No
-        );
-        assert_eq!(
-            KernelConfig::parse("CONFIG_BPF=y\n").sched_ext(),
-            SchedExtSupport::No
-        );
-        assert_eq!(
-            KernelConfig::parse("CONFIG_SCHED_CLASS_EXT=m\n").sched_ext(),
-            SchedExtSupport::No
-        );
+        assert_eq!(KernelConfig::parse("# CONFIG_SCHED_CLASS_EXT is not set\n").sched_ext(), SchedExtSupport::No);
+        assert_eq!(KernelConfig::parse("CONFIG_BPF=y\n").sched_ext(), SchedExtSupport::No);
+        assert_eq!(KernelConfig::parse("CONFIG_SCHED_CLASS_EXT=m\n").sched_ext(), SchedExtSupport::No);
         assert_eq!(sched_ext_support(None), SchedExtSupport::Unknown);
-        assert_eq!(
-            sched_ext_support(Some(Path::new("/nonexistent/config"))),
-            SchedExtSupport::Unknown
-        );
+        assert_eq!(sched_ext_support(Some(Path::new("/nonexistent/config"))), SchedExtSupport::Unknown);
     }
 }

@@ -53,11 +53,7 @@ impl Default for FetchOptions {
 /// one if that release is already there. One fetch runs at a time per cache.
 pub fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImage> {
     for (what, value) in [("suite", &opts.suite), ("flavour", &opts.flavour)] {
-        if value.is_empty()
-            || !value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-+._".contains(c))
-        {
+        if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || "-+._".contains(c)) {
             bail!("invalid {what} `{value}`");
         }
     }
@@ -69,19 +65,14 @@ pub fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImag
 
     let apt = Apt::prepare(&store.apt_dir(&opts.suite), &opts.suite)?;
     if !apt.index_fresh(INDEX_MAX_AGE) {
-        progress.step(&format!(
-            "updating the {} package index from {}",
-            opts.suite, apt.mirror
-        ));
+        progress.step(&format!("updating the {} package index from {}", opts.suite, apt.mirror));
         if let Err(e) = apt.update() {
             if !apt.has_index() {
                 return Err(e);
             }
             let err = e.to_string();
             let first_line = err.lines().next().unwrap_or("").trim_end_matches(':');
-            eprintln!(
-                "ktstr: warning: {first_line}; using the package index from an earlier fetch"
-            );
+            eprintln!("ktstr: warning: {first_line}; using the package index from an earlier fetch");
         }
     }
     let meta_pkg = format!("linux-image-{}", opts.flavour);
@@ -99,11 +90,7 @@ pub fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImag
     let image = first(apt.show(&[&image_pkg])?, &image_pkg)?;
     let packages = packages_to_download(&image_pkg, &image, &release);
     let names: Vec<&str> = packages.iter().map(String::as_str).collect();
-    let total: u64 = apt
-        .show(&names)?
-        .iter()
-        .filter_map(|s| s.get("Size")?.parse::<u64>().ok())
-        .sum();
+    let total: u64 = apt.show(&names)?.iter().filter_map(|s| s.get("Size")?.parse::<u64>().ok()).sum();
 
     let staging = Staging(store.new_staging()?);
     let debs = staging.0.join("debs");
@@ -114,41 +101,21 @@ pub fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImag
 
     progress.step(&format!("extracting {}", packages.join(", ")));
     let root = staging.0.join("root");
-    for deb in fs::read_dir(&debs)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-    {
+    for deb in fs::read_dir(&debs)?.filter_map(Result::ok).map(|e| e.path()) {
         if deb.extension().is_some_and(|e| e == "deb") {
-            let out = apt::run(
-                std::process::Command::new("dpkg-deb")
-                    .arg("-x")
-                    .arg(&deb)
-                    .arg(&root),
-            )?;
+            let out = apt::run(std::process::Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
             if !out.status.success() {
-                bail!(
-                    "`dpkg-deb -x {}` failed:\n{}",
-                    deb.display(),
-                    apt::output_text(&out)
-                );
+                bail!("`dpkg-deb -x {}` failed:\n{}", deb.display(), apt::output_text(&out));
             }
         }
     }
     let (vmlinuz, config) = find_kernel_files(&root, &release)?;
-    let header_release = bzimage::read_release(&vmlinuz)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", vmlinuz.display()))?;
+    let header_release = bzimage::read_release(&vmlinuz).map_err(|e| anyhow::anyhow!("{}: {e}", vmlinuz.display()))?;
     if header_release != release {
-        bail!(
-            "{} says it is {header_release}, but the package is {release}",
-            vmlinuz.display()
-        );
+        bail!("{} says it is {header_release}, but the package is {release}", vmlinuz.display());
     }
     let sched_ext = super::config::sched_ext_support(config.as_deref());
-    let candidate = KernelImage {
-        release: release.clone(),
-        vmlinuz: vmlinuz.clone(),
-        config: config.clone(),
-    };
+    let candidate = KernelImage { release: release.clone(), vmlinuz: vmlinuz.clone(), config: config.clone() };
     check_sched_ext(&candidate, opts)?;
 
     let meta = KernelMeta {
@@ -179,10 +146,7 @@ pub fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImag
 }
 
 fn first(stanzas: Vec<Stanza>, package: &str) -> Result<Stanza> {
-    stanzas
-        .into_iter()
-        .next()
-        .with_context(|| format!("apt-cache knows no {package}"))
+    stanzas.into_iter().next().with_context(|| format!("apt-cache knows no {package}"))
 }
 
 /// The release a `linux-image-<flavour>` meta package points at.
@@ -205,9 +169,12 @@ pub fn release_from_meta(meta: &Stanza, flavour: &str) -> Result<String> {
 pub fn packages_to_download(image_pkg: &str, image: &Stanza, release: &str) -> Vec<String> {
     let suffix = format!("-{release}");
     let mut out = vec![image_pkg.to_string()];
-    out.extend(image.depends().into_iter().filter(|d| {
-        d.ends_with(&suffix) && !d.starts_with("linux-modules-") && !d.starts_with("linux-headers-")
-    }));
+    out.extend(
+        image
+            .depends()
+            .into_iter()
+            .filter(|d| d.ends_with(&suffix) && !d.starts_with("linux-modules-") && !d.starts_with("linux-headers-")),
+    );
     out.dedup();
     out
 }
@@ -232,13 +199,7 @@ fn check_sched_ext(kernel: &KernelImage, opts: &FetchOptions) -> Result<()> {
 }
 
 /// `apt-get download` into `dir`, showing bytes received against `total`.
-fn download(
-    apt: &Apt,
-    packages: &[String],
-    dir: &Path,
-    total: u64,
-    progress: &Progress,
-) -> Result<()> {
+fn download(apt: &Apt, packages: &[String], dir: &Path, total: u64, progress: &Progress) -> Result<()> {
     let log_path = dir.with_extension("log");
     let log = fs::File::create(&log_path)?;
     let mut child = apt
@@ -261,23 +222,14 @@ fn download(
     progress.set_position(dir_size(dir));
     if !status.success() {
         let text = fs::read_to_string(&log_path).unwrap_or_default();
-        bail!(
-            "`apt-get download {}` failed:\n{}",
-            packages.join(" "),
-            text.trim_end()
-        );
+        bail!("`apt-get download {}` failed:\n{}", packages.join(" "), text.trim_end());
     }
     Ok(())
 }
 
 fn dir_size(dir: &Path) -> u64 {
     fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
+        .map(|rd| rd.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0)
 }
 
@@ -288,11 +240,7 @@ pub fn find_kernel_files(root: &Path, release: &str) -> Result<(PathBuf, Option<
     let mut files = Vec::new();
     walk(root, &mut files);
     files.sort();
-    let is_release_dir = |p: &Path| {
-        p.parent()
-            .and_then(Path::file_name)
-            .is_some_and(|d| d == release)
-    };
+    let is_release_dir = |p: &Path| p.parent().and_then(Path::file_name).is_some_and(|d| d == release);
     let find = |base: &str| {
         let versioned = format!("{base}-{release}");
         files
@@ -357,10 +305,8 @@ impl Progress {
         match &self.0 {
             Some(bar) => {
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{spinner} {msg}\n  {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}",
-                    )
-                    .unwrap(),
+                    ProgressStyle::with_template("{spinner} {msg}\n  {wide_bar} {bytes}/{total_bytes} {bytes_per_sec}")
+                        .unwrap(),
                 );
                 bar.set_length(total);
                 bar.set_position(0);
@@ -405,16 +351,10 @@ mod tests {
             "linux-base-cloud-amd64 (= 7.3.4-1~bpo13+1), linux-image-7.3.4+deb13-cloud-amd64 (= 7.3.4-1~bpo13+1), \
              linux-modules-cloud-amd64 (= 7.3.4-1~bpo13+1)",
         );
-        assert_eq!(
-            release_from_meta(&m, "cloud-amd64").unwrap(),
-            "7.3.4+deb13-cloud-amd64"
-        );
+        assert_eq!(release_from_meta(&m, "cloud-amd64").unwrap(), "7.3.4+deb13-cloud-amd64");
         // trixie 6.12 layout
         let m = stanza("linux-image-6.12.107+deb13-cloud-amd64 (= 6.12.107-1)");
-        assert_eq!(
-            release_from_meta(&m, "cloud-amd64").unwrap(),
-            "6.12.107+deb13-cloud-amd64"
-        );
+        assert_eq!(release_from_meta(&m, "cloud-amd64").unwrap(), "6.12.107+deb13-cloud-amd64");
         assert!(release_from_meta(&stanza("foo"), "cloud-amd64").is_err());
     }
 
@@ -426,22 +366,10 @@ mod tests {
              linux-binary-{r} (= 1), linux-modules-{r} (= 1)"
         ));
         let pkgs = packages_to_download(&format!("linux-image-{r}"), &image, r);
-        assert_eq!(
-            pkgs,
-            [
-                format!("linux-image-{r}"),
-                format!("linux-base-{r}"),
-                format!("linux-binary-{r}")
-            ]
-        );
+        assert_eq!(pkgs, [format!("linux-image-{r}"), format!("linux-base-{r}"), format!("linux-binary-{r}")]);
         let image = stanza("kmod, initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool");
         assert_eq!(
-            packages_to_download(
-                "linux-image-6.12.107+deb13-cloud-amd64",
-                &image,
-                "6.12.107+deb13-cloud-amd64"
-            )
-            .len(),
+            packages_to_download("linux-image-6.12.107+deb13-cloud-amd64", &image, "6.12.107+deb13-cloud-amd64").len(),
             1
         );
     }
@@ -486,17 +414,11 @@ mod tests {
         let again = fetch_into(&store, &FetchOptions::default()).unwrap();
         assert_eq!(again, k, "second fetch reuses the cache");
 
-        let old = FetchOptions {
-            suite: "trixie".into(),
-            ..FetchOptions::default()
-        };
+        let old = FetchOptions { suite: "trixie".into(), ..FetchOptions::default() };
         let err = fetch_into(&store, &old).unwrap_err().to_string();
         assert!(err.contains("CONFIG_SCHED_CLASS_EXT"), "{err}");
         assert_eq!(store.list().len(), 1, "refused kernel is not cached");
-        let old = FetchOptions {
-            allow_without_sched_ext: true,
-            ..old
-        };
+        let old = FetchOptions { allow_without_sched_ext: true, ..old };
         let k612 = fetch_into(&store, &old).unwrap();
         assert_eq!(k612.sched_ext(), SchedExtSupport::No);
         assert_eq!(store.list()[0], k, "newest first");

@@ -112,10 +112,7 @@ pub fn cache_dir() -> PathBuf {
 /// Fast: no network, no subprocess.
 pub fn resolve(explicit: Option<&str>) -> Result<KernelImage, KernelError> {
     let spec = resolve::pick_spec(explicit);
-    resolve::resolve_in(
-        &KernelStore::default_location(),
-        spec.as_ref().map(|(s, o)| (s.as_str(), *o)),
-    )
+    resolve::resolve_in(&KernelStore::default_location(), spec.as_ref().map(|(s, o)| (s.as_str(), *o)))
 }
 
 /// Cached kernels, newest release first.
@@ -136,10 +133,7 @@ pub fn fetch(opts: &FetchOptions) -> anyhow::Result<KernelImage> {
 /// default kernel, fetched now.
 pub fn ensure_default() -> anyhow::Result<KernelImage> {
     if let Some((spec, origin)) = resolve::pick_spec(None) {
-        return Ok(resolve::resolve_in(
-            &KernelStore::default_location(),
-            Some((&spec, origin)),
-        )?);
+        return Ok(resolve::resolve_in(&KernelStore::default_location(), Some((&spec, origin)))?);
     }
     match resolve(None) {
         Ok(k) if k.sched_ext() == SchedExtSupport::Yes => Ok(k),

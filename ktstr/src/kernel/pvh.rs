@@ -98,7 +98,9 @@ mod tests {
     #[test]
     fn rejects_what_it_cannot_boot() {
         assert!(extract(b"not a kernel").unwrap_err().contains("HdrS"));
-        let head = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/7.3.4+deb13-cloud-amd64.bzImage-head")).unwrap();
+        let head =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/7.3.4+deb13-cloud-amd64.bzImage-head"))
+                .unwrap();
         // The real header points past the captured head: refused, not a panic.
         assert_eq!(extract(&head).unwrap_err(), "payload outside the file");
         assert!(!has_pvh_entry(&head));

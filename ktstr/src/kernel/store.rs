@@ -77,11 +77,7 @@ impl KernelStore {
             return None;
         }
         let config = entry.join(CONFIG);
-        Some(KernelImage {
-            release: release.to_string(),
-            vmlinuz,
-            config: config.is_file().then_some(config),
-        })
+        Some(KernelImage { release: release.to_string(), vmlinuz, config: config.is_file().then_some(config) })
     }
 
     /// All complete entries, newest release first. Reads directory names
@@ -109,11 +105,7 @@ impl KernelStore {
     pub fn lock(&self, on_wait: impl FnOnce()) -> io::Result<nix::fcntl::Flock<File>> {
         use nix::fcntl::{Flock, FlockArg};
         fs::create_dir_all(&self.dir)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(".lock"))?;
+        let file = File::options().create(true).truncate(false).write(true).open(self.dir.join(".lock"))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(lock),
             Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
@@ -146,13 +138,9 @@ impl KernelStore {
     /// so installing is a rename).
     pub fn new_staging(&self) -> io::Result<PathBuf> {
         fs::create_dir_all(&self.dir)?;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir = self
-            .dir
-            .join(format!("{STAGING_PREFIX}{}-{nanos}", std::process::id()));
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let dir = self.dir.join(format!("{STAGING_PREFIX}{}-{nanos}", std::process::id()));
         fs::create_dir(&dir)?;
         Ok(dir)
     }
@@ -190,8 +178,7 @@ impl KernelStore {
                 let _ = d.sync_all();
             }
         }
-        self.get(&meta.release)
-            .ok_or_else(|| io::Error::other(format!("{} vanished after install", target.display())))
+        self.get(&meta.release).ok_or_else(|| io::Error::other(format!("{} vanished after install", target.display())))
     }
 }
 
@@ -233,9 +220,7 @@ pub(crate) mod tests {
         fs::write(dir.join(VMLINUZ), b"not really a kernel").unwrap();
         match sched_ext {
             Some(true) => fs::write(dir.join(CONFIG), "CONFIG_SCHED_CLASS_EXT=y\n").unwrap(),
-            Some(false) => {
-                fs::write(dir.join(CONFIG), "# CONFIG_SCHED_CLASS_EXT is not set\n").unwrap()
-            }
+            Some(false) => fs::write(dir.join(CONFIG), "# CONFIG_SCHED_CLASS_EXT is not set\n").unwrap(),
             None => {}
         }
     }
@@ -252,14 +237,7 @@ pub(crate) mod tests {
         fs::create_dir_all(store.dir().join(".staging-1-2/8.0.0")).unwrap();
         fs::create_dir_all(store.apt_dir("trixie")).unwrap();
         let releases: Vec<_> = store.list().into_iter().map(|k| k.release).collect();
-        assert_eq!(
-            releases,
-            [
-                "7.3.4+deb13-cloud-amd64",
-                "6.12.107+deb13-cloud-amd64",
-                "6.12.9+deb13-cloud-amd64"
-            ]
-        );
+        assert_eq!(releases, ["7.3.4+deb13-cloud-amd64", "6.12.107+deb13-cloud-amd64", "6.12.9+deb13-cloud-amd64"]);
     }
 
     #[test]
@@ -280,25 +258,15 @@ pub(crate) mod tests {
             fetched_at: 0,
         };
         let k = store
-            .install(
-                &staging.join("entry"),
-                &staging.join("vmlinuz-x"),
-                Some(&staging.join("config-x")),
-                &meta,
-            )
+            .install(&staging.join("entry"), &staging.join("vmlinuz-x"), Some(&staging.join("config-x")), &meta)
             .unwrap();
-        assert_eq!(
-            k.vmlinuz,
-            store.dir().join("7.3.4+deb13-cloud-amd64/vmlinuz")
-        );
+        assert_eq!(k.vmlinuz, store.dir().join("7.3.4+deb13-cloud-amd64/vmlinuz"));
         assert_eq!(store.meta(&meta.release), Some(meta.clone()));
         assert_eq!(k.sched_ext(), super::super::SchedExtSupport::Yes);
         // A second install of the same release keeps the first.
         let staging2 = store.new_staging().unwrap();
         fs::write(staging2.join("v"), b"other").unwrap();
-        store
-            .install(&staging2.join("entry"), &staging2.join("v"), None, &meta)
-            .unwrap();
+        store.install(&staging2.join("entry"), &staging2.join("v"), None, &meta).unwrap();
         assert_eq!(fs::read(&k.vmlinuz).unwrap(), b"kernel");
         store.clean_staging();
         assert!(!staging.exists() && !staging2.exists());

@@ -60,9 +60,7 @@ pub fn compare_releases(a: &str, b: &str) -> Ordering {
         (Some(_), None) => Ordering::Less,
         (Some(x), Some(y)) => x.cmp(&y),
     };
-    rc_order
-        .then(ka.nums.len().cmp(&kb.nums.len()))
-        .then_with(|| ka.rest.cmp(kb.rest))
+    rc_order.then(ka.nums.len().cmp(&kb.nums.len())).then_with(|| ka.rest.cmp(kb.rest))
 }
 
 /// Sorts releases newest first.
@@ -77,10 +75,7 @@ pub fn sort_newest_first<T>(items: &mut [T], release: impl Fn(&T) -> &str) {
 pub fn spec_matches(spec: &str, release: &str) -> bool {
     match release.strip_prefix(spec) {
         None => false,
-        Some(rest) => rest
-            .chars()
-            .next()
-            .is_none_or(|c| !c.is_ascii_alphanumeric()),
+        Some(rest) => rest.chars().next().is_none_or(|c| !c.is_ascii_alphanumeric()),
     }
 }
 
@@ -96,14 +91,8 @@ mod tests {
 
     #[test]
     fn numeric_not_lexical() {
-        assert_eq!(
-            compare_releases("6.12.107+deb13-cloud-amd64", "6.12.9+deb13-cloud-amd64"),
-            Ordering::Greater
-        );
-        assert_eq!(
-            compare_releases("7.3.4+deb13-cloud-amd64", "6.19.14+deb13-cloud-amd64"),
-            Ordering::Greater
-        );
+        assert_eq!(compare_releases("6.12.107+deb13-cloud-amd64", "6.12.9+deb13-cloud-amd64"), Ordering::Greater);
+        assert_eq!(compare_releases("7.3.4+deb13-cloud-amd64", "6.19.14+deb13-cloud-amd64"), Ordering::Greater);
         assert_eq!(compare_releases("7.10.1", "7.9.3"), Ordering::Greater);
         assert_eq!(compare_releases("7.3.4", "7.3.4"), Ordering::Equal);
     }
@@ -111,33 +100,15 @@ mod tests {
     #[test]
     fn rc_sorts_before_final() {
         assert_eq!(compare_releases("6.13.0-rc2", "6.13.0"), Ordering::Less);
-        assert_eq!(
-            compare_releases("6.13.0-rc2", "6.13.0-rc10"),
-            Ordering::Less
-        );
+        assert_eq!(compare_releases("6.13.0-rc2", "6.13.0-rc10"), Ordering::Less);
         assert_eq!(compare_releases("6.13.0-rc7", "6.12.9"), Ordering::Greater);
     }
 
     #[test]
     fn sorting_newest_first() {
-        let mut v = vec![
-            "6.12.9",
-            "7.3.4+deb13-cloud-amd64",
-            "6.12.107",
-            "7.2.12",
-            "7.3.10",
-        ];
+        let mut v = vec!["6.12.9", "7.3.4+deb13-cloud-amd64", "6.12.107", "7.2.12", "7.3.10"];
         sort_newest_first(&mut v, |s| s);
-        assert_eq!(
-            v,
-            [
-                "7.3.10",
-                "7.3.4+deb13-cloud-amd64",
-                "7.2.12",
-                "6.12.107",
-                "6.12.9"
-            ]
-        );
+        assert_eq!(v, ["7.3.10", "7.3.4+deb13-cloud-amd64", "7.2.12", "6.12.107", "6.12.9"]);
     }
 
     #[test]
@@ -146,13 +117,7 @@ mod tests {
         for spec in ["7", "7.3", "7.3.4", "7.3.4+deb13", r] {
             assert!(spec_matches(spec, r), "{spec}");
         }
-        for spec in [
-            "7.30",
-            "7.3.40",
-            "7.3.4+deb1",
-            "6",
-            "7.3.4+deb13-cloud-amd64-dbg",
-        ] {
+        for spec in ["7.30", "7.3.40", "7.3.4+deb1", "6", "7.3.4+deb13-cloud-amd64-dbg"] {
             assert!(!spec_matches(spec, r), "{spec}");
         }
         assert!(!spec_matches("7.3", "7.30.1"));

@@ -10,7 +10,7 @@ use crate::kernel::{self, KernelImage, SchedExtSupport};
 use crate::outcome::RunOutcome;
 use crate::plan::{GuestPlan, SchedulerLaunch};
 use crate::report::{self, ReportHeader};
-use crate::vm::{self, initramfs, Accel, VmSpec};
+use crate::vm::{self, initramfs, Accel, VmExit, VmSpec};
 
 /// Per-run overrides of what the entry says (error-path tests, tooling).
 #[derive(Clone, Debug, Default)]
@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub kernel: Option<String>,
     /// Replaces the entry's `extra_sched_args`.
     pub extra_sched_args: Option<Vec<String>>,
+    /// Replaces the derived boot deadline (time for init to say hello).
+    pub boot_deadline: Option<Duration>,
 }
 
 /// A failed run: where it stopped, why, and the rendered report.
@@ -30,7 +32,7 @@ pub struct KtstrFailure {
     pub reasons: Vec<String>,
     pub report: String,
     /// The VM's outcome, when a VM booted.
-    pub outcome: Option<RunOutcome>,
+    pub outcome: Option<Box<RunOutcome>>,
     /// Run directory kept for inspection (console log, channel, initrd).
     pub run_dir: Option<PathBuf>,
 }
@@ -67,18 +69,33 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
     entry.topology.validate().map_err(|e| setup_fail("topology", anyhow::anyhow!(e)))?;
     let kernel = kernel::resolve(opts.kernel.as_deref()).map_err(|e| setup_fail("kernel lookup", e.into()))?;
     let prepared = prepare(entry, opts, &kernel).map_err(|(stage, e)| setup_fail(stage, e))?;
-    let vm_out = vm::run(&prepared.spec).map_err(|e| setup_fail("starting QEMU", e))?;
-    let outcome = RunOutcome::from_vm(vm_out);
+    let mut vm_out = vm::run(&prepared.spec).map_err(|e| setup_fail("starting QEMU", e))?;
+    let mut boot_retries = 0;
+    if let VmExit::BootStalled { .. } = vm_out.exit {
+        // Nothing of the test ran yet: an emulator or early-boot hang.
+        // Retry once, keep the stalled boot's console, and say so.
+        eprintln!("ktstr: '{}': guest boot stalled before init; retrying once", entry.name);
+        let dir = &prepared.spec.run_dir;
+        let _ = std::fs::rename(dir.join("console.log"), dir.join("console.stalled-boot.log"));
+        boot_retries = 1;
+        vm_out = vm::run(&prepared.spec).map_err(|e| setup_fail("starting QEMU", e))?;
+    }
+    let mut outcome = RunOutcome::from_vm(vm_out);
+    outcome.boot_retries = boot_retries;
     let reasons = outcome.failure_reasons();
     if reasons.is_empty() {
-        let _ = std::fs::remove_dir_all(&prepared.spec.run_dir);
+        if report::env_flag("KTSTR_KEEP_RUN_DIR") {
+            eprintln!("ktstr: run directory kept: {}", prepared.spec.run_dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&prepared.spec.run_dir);
+        }
         return Ok(outcome);
     }
     Err(KtstrFailure {
         stage: outcome.stage.to_string(),
         report: report::render(&header, &outcome, &reasons),
         reasons,
-        outcome: Some(outcome),
+        outcome: Some(Box::new(outcome)),
         run_dir: Some(prepared.spec.run_dir),
     })
 }
@@ -92,7 +109,11 @@ struct Prepared {
 }
 
 /// Everything up to the QEMU command: checks, initramfs, plan, limits.
-fn prepare(entry: &KtstrTestEntry, opts: &RunOptions, kernel: &KernelImage) -> Result<Prepared, (&'static str, anyhow::Error)> {
+fn prepare(
+    entry: &KtstrTestEntry,
+    opts: &RunOptions,
+    kernel: &KernelImage,
+) -> Result<Prepared, (&'static str, anyhow::Error)> {
     let mut sched_bin = None;
     let mut launch = None;
     if let Some(sched) = entry.scheduler {
@@ -142,6 +163,7 @@ fn prepare(entry: &KtstrTestEntry, opts: &RunOptions, kernel: &KernelImage) -> R
 
     let vcpus = entry.topology.cpus();
     let accel = vm::choose_accel(vcpus, &kernel.vmlinuz).map_err(|e| ("accelerator", e))?;
+    let boot = boot_allowance(accel, vcpus);
     let spec = VmSpec {
         kernel: kernel::pvh::boot_image(&kernel.vmlinuz),
         initrd,
@@ -151,21 +173,21 @@ fn prepare(entry: &KtstrTestEntry, opts: &RunOptions, kernel: &KernelImage) -> R
         guest_hz: kernel.read_config().and_then(|c| c.get("CONFIG_HZ")?.parse().ok()),
         cmdline_extra: Vec::new(),
         verbose: report::verbose_requested(),
-        time_limit: time_limit(accel, vcpus, attach_timeout_s, entry.duration_s),
+        time_limit: boot + Duration::from_secs(attach_timeout_s + 2 * entry.duration_s + 15),
+        boot_deadline: Some(opts.boot_deadline.unwrap_or(boot)),
         run_dir,
     };
     Ok(Prepared { spec })
 }
 
-/// Boot allowance by accelerator and size, the attach wait, twice the
-/// scenario, and a margin for power-off. Generous: a limit is a hang
-/// detector, not a performance check.
-fn time_limit(accel: Accel, vcpus: u32, attach_s: u64, duration_s: u64) -> Duration {
-    let boot_s = match accel {
+/// How long a boot may take to reach init. The VM's wall-clock limit adds
+/// the attach wait, twice the scenario and a margin for power-off.
+/// Generous: limits detect hangs; they are not performance checks.
+fn boot_allowance(accel: Accel, vcpus: u32) -> Duration {
+    Duration::from_secs(match accel {
         Accel::Kvm => 10,
         Accel::Tcg { .. } => 20 + vcpus as u64,
-    };
-    Duration::from_secs(boot_s + attach_s + 2 * duration_s + 15)
+    })
 }
 
 fn new_run_dir(test: &str) -> anyhow::Result<PathBuf> {

@@ -25,12 +25,8 @@ pub enum SchedulerBinary {
 }
 
 /// The fixture scheduler built from this workspace (`scx-ktstr`).
-pub const SCX_KTSTR: Scheduler = Scheduler {
-    name: "scx-ktstr",
-    binary: SchedulerBinary::Discover("scx-ktstr"),
-    ops_name: Some("ktstr"),
-    args: &[],
-};
+pub const SCX_KTSTR: Scheduler =
+    Scheduler { name: "scx-ktstr", binary: SchedulerBinary::Discover("scx-ktstr"), ops_name: Some("ktstr"), args: &[] };
 
 impl Scheduler {
     /// Finds the scheduler binary on the host, or says where it looked.

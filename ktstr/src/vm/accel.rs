@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 pub enum Accel {
     Kvm,
     /// QEMU's emulator; `multi_thread` runs one host thread per vCPU.
-    Tcg { multi_thread: bool },
+    Tcg {
+        multi_thread: bool,
+    },
 }
 
 impl Accel {

@@ -67,7 +67,10 @@ impl ImageSpec {
         let path = dir.join(format!("{:032x}.cpio", h.digest128()));
         if path.exists() {
             // Touch so eviction keeps recently used images.
-            let _ = std::fs::File::options().append(true).open(&path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            let _ = std::fs::File::options()
+                .append(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             return Ok(path);
         }
         let tmp = dir.join(format!(".{}.tmp", std::process::id()));
@@ -110,7 +113,8 @@ fn write_cpio<'a, W: Write>(out: &mut W, files: impl Iterator<Item = (&'a str, &
     }
     for (guest, bytes) in files {
         let name = guest.trim_start_matches('/');
-        let mut w = cpio::newc::Builder::new(name).ino(next_ino()).mode(0o100755).nlink(1).write(&mut *out, bytes.len() as u32);
+        let mut w =
+            cpio::newc::Builder::new(name).ino(next_ino()).mode(0o100755).nlink(1).write(&mut *out, bytes.len() as u32);
         w.write_all(bytes)?;
         w.finish()?;
     }
@@ -120,7 +124,8 @@ fn write_cpio<'a, W: Write>(out: &mut W, files: impl Iterator<Item = (&'a str, &
 
 /// Directories searched for DT_NEEDED libraries, as the guest's loader
 /// will search them (Debian multiarch first).
-const LIB_DIRS: &[&str] = &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
+const LIB_DIRS: &[&str] =
+    &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
 
 /// Guest path → host path of every library `exe` loads, and its interpreter.
 fn library_closure(exe: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
@@ -137,10 +142,10 @@ fn library_closure(exe: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
                 anyhow::bail!("{} needs {lib}, which is not in {}", elf.display(), LIB_DIRS.join(", "));
             };
             let guest = format!("{dir}/{lib}");
-            if !found.contains_key(&guest) {
-                let host = std::fs::canonicalize(&guest)?;
-                found.insert(guest, host.clone());
-                queue.push(host);
+            if let std::collections::btree_map::Entry::Vacant(slot) = found.entry(guest) {
+                let host = std::fs::canonicalize(slot.key())?;
+                queue.push(host.clone());
+                slot.insert(host);
             }
         }
     }

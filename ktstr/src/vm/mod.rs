@@ -33,6 +33,10 @@ pub struct VmSpec {
     pub verbose: bool,
     /// QEMU is killed when this runs out.
     pub time_limit: Duration,
+    /// QEMU is killed when the guest has sent nothing on the channel by
+    /// then: the boot stalled before init (an emulator or early-boot
+    /// hang, before any scheduler is involved).
+    pub boot_deadline: Option<Duration>,
     /// Where the console and channel logs are written.
     pub run_dir: PathBuf,
 }
@@ -59,6 +63,8 @@ pub enum VmExit {
     Exited { code: Option<i32> },
     /// The wall-clock limit ran out and QEMU was killed.
     TimedOut { limit: Duration },
+    /// No channel output by the boot deadline; QEMU was killed.
+    BootStalled { deadline: Duration },
 }
 
 /// Everything a VM run produced.
@@ -91,14 +97,26 @@ pub fn run(spec: &VmSpec) -> anyhow::Result<VmOutput> {
         ),
         _ => anyhow::anyhow!("cannot start {QEMU}: {e}"),
     })?;
+    let channel = spec.run_dir.join(qemu::CHANNEL_LOG);
+    let mut guest_spoke = false;
     let exit = loop {
         if let Some(status) = child.try_wait()? {
             break VmExit::Exited { code: status.code() };
         }
-        if started.elapsed() >= spec.time_limit {
+        let elapsed = started.elapsed();
+        let stalled = match spec.boot_deadline {
+            Some(deadline) if !guest_spoke && elapsed >= deadline => {
+                guest_spoke = std::fs::metadata(&channel).is_ok_and(|m| m.len() > 0);
+                (!guest_spoke).then_some(VmExit::BootStalled { deadline })
+            }
+            _ => None,
+        };
+        if let Some(exit) =
+            stalled.or((elapsed >= spec.time_limit).then_some(VmExit::TimedOut { limit: spec.time_limit }))
+        {
             let _ = child.kill();
             let _ = child.wait();
-            break VmExit::TimedOut { limit: spec.time_limit };
+            break exit;
         }
         std::thread::sleep(Duration::from_millis(10));
     };
