@@ -68,26 +68,26 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
     };
     entry.topology.validate().map_err(|e| setup_fail("topology", anyhow::anyhow!(e)))?;
     let kernel = kernel::resolve(opts.kernel.as_deref()).map_err(|e| setup_fail("kernel lookup", e.into()))?;
-    let prepared = prepare(entry, opts, &kernel).map_err(|(stage, e)| setup_fail(stage, e))?;
-    let mut vm_out = vm::run(&prepared.spec).map_err(|e| setup_fail("starting QEMU", e))?;
+    let spec = prepare(entry, opts, &kernel).map_err(|(stage, e)| setup_fail(stage, e))?;
+    let mut vm_out = vm::run(&spec).map_err(|e| setup_fail("starting QEMU", e))?;
     let mut boot_retries = 0;
     if let VmExit::BootStalled { .. } = vm_out.exit {
         // Nothing of the test ran yet: an emulator or early-boot hang.
         // Retry once, keep the stalled boot's console, and say so.
         eprintln!("ktstr: '{}': guest boot stalled before init; retrying once", entry.name);
-        let dir = &prepared.spec.run_dir;
+        let dir = &spec.run_dir;
         let _ = std::fs::rename(dir.join("console.log"), dir.join("console.stalled-boot.log"));
         boot_retries = 1;
-        vm_out = vm::run(&prepared.spec).map_err(|e| setup_fail("starting QEMU", e))?;
+        vm_out = vm::run(&spec).map_err(|e| setup_fail("starting QEMU", e))?;
     }
     let mut outcome = RunOutcome::from_vm(vm_out);
     outcome.boot_retries = boot_retries;
     let reasons = outcome.failure_reasons();
     if reasons.is_empty() {
         if report::env_flag("KTSTR_KEEP_RUN_DIR") {
-            eprintln!("ktstr: run directory kept: {}", prepared.spec.run_dir.display());
+            eprintln!("ktstr: run directory kept: {}", spec.run_dir.display());
         } else {
-            let _ = std::fs::remove_dir_all(&prepared.spec.run_dir);
+            let _ = std::fs::remove_dir_all(&spec.run_dir);
         }
         return Ok(outcome);
     }
@@ -96,7 +96,7 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
         report: report::render(&header, &outcome, &reasons),
         reasons,
         outcome: Some(Box::new(outcome)),
-        run_dir: Some(prepared.spec.run_dir),
+        run_dir: Some(spec.run_dir),
     })
 }
 
@@ -104,16 +104,12 @@ fn header(entry: &KtstrTestEntry) -> ReportHeader<'static> {
     ReportHeader { test: entry.name, scheduler: entry.scheduler.map(|s| s.name), topology: entry.topology.to_string() }
 }
 
-struct Prepared {
-    spec: VmSpec,
-}
-
 /// Everything up to the QEMU command: checks, initramfs, plan, limits.
 fn prepare(
     entry: &KtstrTestEntry,
     opts: &RunOptions,
     kernel: &KernelImage,
-) -> Result<Prepared, (&'static str, anyhow::Error)> {
+) -> Result<VmSpec, (&'static str, anyhow::Error)> {
     let mut sched_bin = None;
     let mut launch = None;
     if let Some(sched) = entry.scheduler {
@@ -164,7 +160,7 @@ fn prepare(
     let vcpus = entry.topology.cpus();
     let accel = vm::choose_accel(vcpus, &kernel.vmlinuz).map_err(|e| ("accelerator", e))?;
     let boot = boot_allowance(accel, vcpus);
-    let spec = VmSpec {
+    Ok(VmSpec {
         kernel: kernel::pvh::boot_image(&kernel.vmlinuz),
         initrd,
         topology: entry.topology,
@@ -176,8 +172,7 @@ fn prepare(
         time_limit: boot + Duration::from_secs(attach_timeout_s + 2 * entry.duration_s + 15),
         boot_deadline: Some(opts.boot_deadline.unwrap_or(boot)),
         run_dir,
-    };
-    Ok(Prepared { spec })
+    })
 }
 
 /// How long a boot may take to reach init. The VM's wall-clock limit adds
