@@ -127,23 +127,39 @@ impl VmOutput {
     /// Reads what a finished VM left in its run directory. Never fails:
     /// missing files read as empty, damaged channel bytes are counted.
     pub fn collect(run_dir: &std::path::Path, exit: VmExit, wall: Duration) -> VmOutput {
-        let channel = std::fs::read(run_dir.join(qemu::CHANNEL_LOG)).unwrap_or_default();
+        let channel = read_tail(&run_dir.join(qemu::CHANNEL_LOG), MAX_CHANNEL_BYTES, false);
         let mut decoder = Decoder::new();
         let mut messages = decoder.feed(&channel);
         messages.extend(decoder.finish());
         VmOutput {
-            console: read_lossy(&run_dir.join(qemu::CONSOLE_LOG)),
+            console: String::from_utf8_lossy(&read_tail(&run_dir.join(qemu::CONSOLE_LOG), MAX_CONSOLE_BYTES, true))
+                .into_owned(),
             messages,
             channel_damage: (decoder.damaged_bytes, decoder.damaged_frames),
             exit,
-            qemu_log: read_lossy(&run_dir.join(qemu::QEMU_LOG)),
+            qemu_log: String::from_utf8_lossy(&read_tail(&run_dir.join(qemu::QEMU_LOG), MAX_CONSOLE_BYTES, true))
+                .into_owned(),
             wall,
         }
     }
 }
 
-fn read_lossy(p: &std::path::Path) -> String {
-    std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+/// The guest decides how much it writes: the host reads at most this much.
+const MAX_CHANNEL_BYTES: u64 = 256 << 20;
+const MAX_CONSOLE_BYTES: u64 = 8 << 20;
+
+/// Reads at most `max` bytes of `p`: its start, or its end when `tail`
+/// (a console's last lines matter most). Missing files read as empty.
+fn read_tail(p: &std::path::Path, max: u64, tail: bool) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(p) else { return Vec::new() };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if tail && len > max {
+        let _ = f.seek(SeekFrom::Start(len - max));
+    }
+    let mut out = Vec::new();
+    let _ = f.take(max).read_to_end(&mut out);
+    out
 }
 
 /// Builds the cached base image for a test binary and optional scheduler.
