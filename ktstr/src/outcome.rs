@@ -72,44 +72,39 @@ impl RunOutcome {
             boot_retries: 0,
             vm,
         };
-        // The quiet console prints only errors and panics; any output at
-        // all proves the kernel ran.
-        if !o.vm.console.trim().is_empty() {
-            o.stage = StageReached::InitDidNotStart;
-        }
-        let mut sched_started = false;
-        let mut attached = false;
-        for msg in o.vm.messages.clone() {
+        let (mut sched_started, mut payload_started) = (false, false);
+        for msg in &o.vm.messages {
             match msg {
                 GuestMessage::Stage(Stage::InitStarted { kernel_release }) => {
-                    o.kernel_release = Some(kernel_release);
+                    o.kernel_release = Some(kernel_release.clone())
                 }
                 GuestMessage::Stage(Stage::SchedulerStarted { .. }) => sched_started = true,
-                GuestMessage::Stage(Stage::SchedulerAttached { after_ms, .. }) => {
-                    attached = true;
-                    o.sched_attach_ms = Some(after_ms);
-                }
-                GuestMessage::Stage(Stage::PayloadStarted) => {}
-                GuestMessage::SchedulerOutput { line, .. } => o.sched_log.push(line),
-                GuestMessage::Error { stage, message } => o.guest_errors.push((stage, message)),
+                GuestMessage::Stage(Stage::SchedulerAttached { after_ms, .. }) => o.sched_attach_ms = Some(*after_ms),
+                GuestMessage::Stage(Stage::PayloadStarted) => payload_started = true,
+                GuestMessage::SchedulerOutput { line, .. } => o.sched_log.push(line.clone()),
+                GuestMessage::Error { stage, message } => o.guest_errors.push((stage.clone(), message.clone())),
                 GuestMessage::SchedulerExited { status, during_payload } => {
-                    o.sched_exit = Some((status, during_payload))
+                    o.sched_exit = Some((status.clone(), *during_payload))
                 }
-                GuestMessage::TestResult(r) => o.result = Some(r),
-                GuestMessage::Exit { code } => o.guest_exit_code = Some(code),
+                GuestMessage::TestResult(r) => o.result = Some(r.clone()),
+                GuestMessage::Exit { code } => o.guest_exit_code = Some(*code),
             }
         }
-        let payload_started = o.vm.messages.contains(&GuestMessage::Stage(Stage::PayloadStarted));
+        let sched_failed = sched_started && o.sched_attach_ms.is_none();
         o.stage = if o.result.is_some() {
             StageReached::ResultReceived
         } else if payload_started {
             StageReached::PayloadNoResult
-        } else if sched_started && !attached || o.guest_errors.iter().any(|(s, _)| s == "scheduler") {
+        } else if sched_failed || o.guest_errors.iter().any(|(s, _)| s == "scheduler") {
             StageReached::SchedulerDidNotAttach
         } else if o.kernel_release.is_some() {
             StageReached::PayloadDidNotStart
+        } else if !o.vm.console.trim().is_empty() {
+            // The quiet console prints only errors and panics; any output
+            // at all proves the kernel ran.
+            StageReached::InitDidNotStart
         } else {
-            o.stage
+            StageReached::KernelDidNotBoot
         };
         o
     }
