@@ -161,21 +161,31 @@ impl RunOutcome {
     }
 }
 
+/// Outcomes of real runs, captured from VMs (console + channel bytes
+/// under `tests/fixtures/runs`), for the tests of this module and `report`.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use std::path::PathBuf;
     use std::time::Duration;
 
-    use super::*;
+    use super::RunOutcome;
+    use crate::vm::{VmExit, VmOutput};
 
-    /// A real run directory captured from a VM (console + channel bytes).
-    fn fixture(name: &str, exit: VmExit) -> RunOutcome {
+    pub const EXITED: VmExit = VmExit::Exited { code: Some(0) };
+
+    pub fn fixture(name: &str, exit: VmExit) -> RunOutcome {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs").join(name);
         assert!(dir.join("channel.bin").exists(), "fixture {name} missing");
         RunOutcome::from_vm(VmOutput::collect(&dir, exit, Duration::from_secs(5)))
     }
+}
 
-    const EXITED: VmExit = VmExit::Exited { code: Some(0) };
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::fixtures::{fixture, EXITED};
+    use super::*;
 
     #[test]
     fn kernel_panic_during_payload() {

@@ -56,8 +56,10 @@ pub fn render_setup_failure(header: &ReportHeader, stage: &str, reason: &str) ->
     s
 }
 
-/// The full report for a VM run that failed.
-pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String]) -> String {
+/// The full report for a VM run that failed. `verbose` (see
+/// [`verbose_requested`]) adds diagnostics to every failure and shows the
+/// whole console instead of its tail.
+pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose: bool) -> String {
     let mut s = header.line();
     for r in reasons {
         for line in r.lines() {
@@ -68,7 +70,7 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String]) -> Stri
     // A test's own failing checks are explained by its detail lines; any
     // other failure needs to know how far the VM got.
     let vm_level = o.result.as_ref().is_none_or(|r| r.passed) || o.sched_exit.is_some();
-    if vm_level || verbose_requested() {
+    if vm_level || verbose {
         let _ = write!(s, "\n--- diagnostics ---\nstage: {}\n", o.stage);
         if let Some(code) = o.guest_exit_code {
             let _ = writeln!(s, "exit_code={code}");
@@ -83,7 +85,7 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String]) -> Stri
         if !o.vm.qemu_log.trim().is_empty() {
             let _ = writeln!(s, "qemu: {}", o.vm.qemu_log.trim());
         }
-        let tail = if verbose_requested() { usize::MAX } else { CONSOLE_TAIL };
+        let tail = if verbose { usize::MAX } else { CONSOLE_TAIL };
         let lines: Vec<&str> = o.vm.console.lines().collect();
         let from = lines.len().saturating_sub(tail);
         let _ = writeln!(s, "kernel console (last {} of {} lines):", lines.len() - from, lines.len());
@@ -107,4 +109,47 @@ pub fn verbose_requested() -> bool {
 
 pub fn env_flag(name: &str) -> bool {
     matches!(std::env::var(name).as_deref(), Ok(v) if !v.is_empty() && v != "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::fixtures::{fixture, EXITED};
+
+    fn header(sched: Option<&'static str>, topo: &str) -> ReportHeader<'static> {
+        ReportHeader { test: "t", scheduler: sched, topology: topo.into() }
+    }
+
+    #[test]
+    fn scheduler_failure_report_has_stage_exit_code_and_log() {
+        let o = fixture("sched_exits_at_once", EXITED);
+        let text = render(&header(Some("scx-ktstr"), "1n1l2c1t"), &o, &o.failure_reasons(), false);
+        let expected_head = "ktstr_test 't' [sched=scx-ktstr] [topo=1n1l2c1t] failed:\n  \
+             scheduler scx-ktstr exited before attaching (exit status: 2)\n\n--- diagnostics ---\n\
+             stage: scheduler did not attach\nexit_code=1\n";
+        assert!(text.starts_with(expected_head), "{text}");
+        let log = text.split_once("\n--- scheduler log ---\n").expect("scheduler log section").1;
+        assert!(log.starts_with("error: unexpected argument '--no-such-flag' found\n"), "{log}");
+        // Quiet: the console's tail, not all of it.
+        assert!(text.contains(&format!("kernel console (last {CONSOLE_TAIL} of ")), "{text}");
+    }
+
+    #[test]
+    fn failed_checks_skip_diagnostics_unless_verbose() {
+        let o = fixture("topology_mismatch", EXITED);
+        let quiet = render(&header(None, "1n2l2c1t"), &o, &o.failure_reasons(), false);
+        assert!(quiet.starts_with("ktstr_test 't' [topo=1n2l2c1t] failed:\n  cpu0: thread_siblings_list 0, want 0-1\n"));
+        assert!(!quiet.contains("--- diagnostics ---"), "{quiet}");
+        let verbose = render(&header(None, "1n2l2c1t"), &o, &o.failure_reasons(), true);
+        assert!(verbose.contains("\n--- diagnostics ---\nstage: result received\nexit_code=0\n"), "{verbose}");
+    }
+
+    #[test]
+    fn pass_line_names_kernel_attach_and_vm_time() {
+        let o = fixture("topology_mismatch", EXITED);
+        assert_eq!(
+            render_pass(&header(None, "1n2l2c1t"), &o),
+            "ktstr_test 't' [topo=1n2l2c1t] passed: kernel 7.3.4+deb13-cloud-amd64, VM 5.0s"
+        );
+    }
 }

@@ -93,7 +93,7 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
     }
     Err(KtstrFailure {
         stage: outcome.stage.to_string(),
-        report: report::render(&header, &outcome, &reasons),
+        report: report::render(&header, &outcome, &reasons, report::verbose_requested()),
         reasons,
         outcome: Some(Box::new(outcome)),
         run_dir: Some(spec.run_dir),
