@@ -75,7 +75,7 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
         if let Some(code) = o.guest_exit_code {
             let _ = writeln!(s, "exit_code={code}");
         }
-        let _ = writeln!(s, "vm: {:?} after {:.1}s", o.vm.exit, o.vm.wall.as_secs_f64());
+        let _ = writeln!(s, "vm: {} after {:.1}s", o.vm.exit, o.vm.wall.as_secs_f64());
         if o.boot_retries > 0 {
             let _ = writeln!(s, "boot retried {} time(s) after stalling before init", o.boot_retries);
         }
@@ -126,7 +126,7 @@ mod tests {
         let text = render(&header(Some("scx-ktstr"), "1n1l2c1t"), &o, &o.failure_reasons(), false);
         let expected_head = "ktstr_test 't' [sched=scx-ktstr] [topo=1n1l2c1t] failed:\n  \
              scheduler scx-ktstr exited before attaching (exit status: 2)\n\n--- diagnostics ---\n\
-             stage: scheduler did not attach\nexit_code=1\n";
+             stage: scheduler did not attach\nexit_code=1\nvm: QEMU exited with code 0 after 5.0s\n";
         assert!(text.starts_with(expected_head), "{text}");
         let log = text.split_once("\n--- scheduler log ---\n").expect("scheduler log section").1;
         assert!(log.starts_with("error: unexpected argument '--no-such-flag' found\n"), "{log}");

@@ -67,6 +67,19 @@ pub enum VmExit {
     BootStalled { deadline: Duration },
 }
 
+impl std::fmt::Display for VmExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VmExit::Exited { code: Some(c) } => write!(f, "QEMU exited with code {c}"),
+            VmExit::Exited { code: None } => write!(f, "QEMU was killed by a signal"),
+            VmExit::TimedOut { limit } => write!(f, "QEMU killed at the {}s wall-clock limit", limit.as_secs()),
+            VmExit::BootStalled { deadline } => {
+                write!(f, "QEMU killed: no word from init within {:.1}s", deadline.as_secs_f64())
+            }
+        }
+    }
+}
+
 /// Everything a VM run produced.
 #[derive(Debug)]
 pub struct VmOutput {
