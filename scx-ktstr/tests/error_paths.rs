@@ -41,6 +41,25 @@ fn payload_never_attaches(_ctx: &Ctx) -> Result<AssertResult> {
     Ok(AssertResult::pass())
 }
 
+#[ktstr_test(scheduler = SCX_KTSTR)]
+#[ignore = "guest half of scheduler_death_during_the_workload_fails_the_test"]
+fn payload_kills_scheduler(_ctx: &Ctx) -> Result<AssertResult> {
+    // Finds the scheduler among the guest's processes and SIGKILLs it.
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if let (true, Ok(pid)) = (comm.trim() == "scx-ktstr", entry.file_name().to_string_lossy().parse::<i32>()) {
+            // SAFETY: plain kill(2) on a pid we just read.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed += 1;
+        }
+    }
+    ensure!(killed == 1, "found {killed} scx-ktstr processes, want 1");
+    std::thread::sleep(Duration::from_secs(1));
+    // The function itself passes: the harness must notice the death.
+    Ok(AssertResult::pass())
+}
+
 #[ktstr_test(duration_s = 1)]
 #[ignore = "guest half of guest_that_never_powers_off_hits_the_limit: never returns"]
 fn payload_hangs(_ctx: &Ctx) -> Result<AssertResult> {
@@ -175,4 +194,13 @@ fn boot_that_stalls_before_init_is_retried_once_then_reported() {
     assert_eq!(outcome.boot_retries, 1);
     assert!(f.reasons[0].starts_with("guest boot stalled: init sent nothing within 0.3s"), "{:?}", f.reasons);
     assert!(f.report.contains("boot retried 1 time(s) after stalling before init"), "{}", f.report);
+}
+
+#[test]
+fn scheduler_death_during_the_workload_fails_the_test() {
+    let f = run_expect_failure("payload_kills_scheduler", RunOptions::default());
+    assert_eq!(f.stage, "result received");
+    assert_eq!(f.reasons, ["scheduler process died unexpectedly during workload (signal: 9 (SIGKILL))"]);
+    // A scheduler death always gets its diagnostics.
+    assert!(f.report.contains("--- diagnostics ---\nstage: result received\n"), "{}", f.report);
 }
