@@ -49,8 +49,6 @@ pub struct RunOutcome {
     pub guest_exit_code: Option<i32>,
     /// `Kernel panic - not syncing: ...` line from the console, if any.
     pub kernel_panic: Option<String>,
-    /// Boots retried after stalling before init (see `VmExit::BootStalled`).
-    pub boot_retries: u32,
     pub vm: VmOutput,
 }
 
@@ -69,7 +67,6 @@ impl RunOutcome {
                 .console
                 .lines()
                 .find_map(|l| l.split_once("Kernel panic - not syncing:").map(|(_, m)| m.trim().to_string())),
-            boot_retries: 0,
             vm,
         };
         let (mut sched_started, mut payload_started) = (false, false);

@@ -39,7 +39,7 @@ pub fn render_pass(header: &ReportHeader, o: &RunOutcome) -> String {
         let _ = write!(s, ", scheduler attached after {:.1}s", ms as f64 / 1000.0);
     }
     let _ = write!(s, ", VM {:.1}s", o.vm.wall.as_secs_f64());
-    if o.boot_retries > 0 {
+    if o.vm.boot_retries > 0 {
         let _ = write!(s, " (boot retried after a stall before init)");
     }
     s
@@ -76,8 +76,8 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
             let _ = writeln!(s, "exit_code={code}");
         }
         let _ = writeln!(s, "vm: {} after {:.1}s", o.vm.exit, o.vm.wall.as_secs_f64());
-        if o.boot_retries > 0 {
-            let _ = writeln!(s, "boot retried {} time(s) after stalling before init", o.boot_retries);
+        if o.vm.boot_retries > 0 {
+            let _ = writeln!(s, "boot retried {} time(s) after stalling before init", o.vm.boot_retries);
         }
         if let Some(rel) = &o.kernel_release {
             let _ = writeln!(s, "kernel: {rel}");

@@ -191,7 +191,7 @@ fn boot_that_stalls_before_init_is_retried_once_then_reported() {
     let f = run_expect_failure("payload_under_scx_ktstr", opts);
     let outcome = f.outcome.as_ref().unwrap();
     assert!(matches!(outcome.vm.exit, VmExit::BootStalled { .. }), "{:?}", outcome.vm.exit);
-    assert_eq!(outcome.boot_retries, 1);
+    assert_eq!(outcome.vm.boot_retries, 1);
     assert!(f.reasons[0].starts_with("guest boot stalled: init sent nothing within 0.3s"), "{:?}", f.reasons);
     assert!(f.report.contains("boot retried 1 time(s) after stalling before init"), "{}", f.report);
 }

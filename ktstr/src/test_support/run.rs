@@ -10,7 +10,7 @@ use crate::kernel::{self, KernelImage, SchedExtSupport};
 use crate::outcome::RunOutcome;
 use crate::plan::{GuestPlan, SchedulerLaunch};
 use crate::report::{self, ReportHeader};
-use crate::vm::{self, initramfs, Accel, VmExit, VmSpec};
+use crate::vm::{self, initramfs, Accel, VmSpec};
 
 /// Per-run overrides of what the entry says (error-path tests, tooling).
 #[derive(Clone, Debug, Default)]
@@ -69,19 +69,8 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
     entry.topology.validate().map_err(|e| setup_fail("topology", anyhow::anyhow!(e)))?;
     let kernel = kernel::resolve(opts.kernel.as_deref()).map_err(|e| setup_fail("kernel lookup", e.into()))?;
     let spec = prepare(entry, opts, &kernel).map_err(|(stage, e)| setup_fail(stage, e))?;
-    let mut vm_out = vm::run(&spec).map_err(|e| setup_fail("starting QEMU", e))?;
-    let mut boot_retries = 0;
-    if let VmExit::BootStalled { .. } = vm_out.exit {
-        // Nothing of the test ran yet: an emulator or early-boot hang.
-        // Retry once, keep the stalled boot's console, and say so.
-        eprintln!("ktstr: '{}': guest boot stalled before init; retrying once", entry.name);
-        let dir = &spec.run_dir;
-        let _ = std::fs::rename(dir.join("console.log"), dir.join("console.stalled-boot.log"));
-        boot_retries = 1;
-        vm_out = vm::run(&spec).map_err(|e| setup_fail("starting QEMU", e))?;
-    }
-    let mut outcome = RunOutcome::from_vm(vm_out);
-    outcome.boot_retries = boot_retries;
+    let vm_out = vm::run(&spec).map_err(|e| setup_fail("starting QEMU", e))?;
+    let outcome = RunOutcome::from_vm(vm_out);
     let reasons = outcome.failure_reasons();
     if reasons.is_empty() {
         if report::env_flag("KTSTR_KEEP_RUN_DIR") {

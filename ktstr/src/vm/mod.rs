@@ -91,14 +91,36 @@ pub struct VmOutput {
     /// QEMU's own stderr (bad options, missing files).
     pub qemu_log: String,
     pub wall: Duration,
+    /// Boots retried after stalling before init (see [`VmExit::BootStalled`]).
+    pub boot_retries: u32,
 }
 
 /// Boots the VM and waits for it to end or hit its limit. Holds host CPU
 /// slots for the VM's lifetime so parallel runs don't starve each other.
+///
+/// A boot that stalls before init (nothing of the guest's work has run:
+/// an emulator or early-boot hang) is retried once; its console is kept
+/// beside the new one and the output counts the retry.
 pub fn run(spec: &VmSpec) -> anyhow::Result<VmOutput> {
     std::fs::create_dir_all(&spec.run_dir)?;
     let want = spec.accel.host_threads(spec.topology.cpus());
     let _slots = slots::acquire(want, host_cpus(), Duration::from_secs(3600))?;
+    let (mut exit, mut wall) = boot_once(spec)?;
+    let mut boot_retries = 0;
+    if let VmExit::BootStalled { .. } = exit {
+        eprintln!("ktstr: guest boot stalled before init ({}); retrying once", spec.run_dir.display());
+        let console = spec.run_dir.join(qemu::CONSOLE_LOG);
+        let _ = std::fs::rename(&console, console.with_extension("stalled-boot.log"));
+        boot_retries = 1;
+        (exit, wall) = boot_once(spec)?;
+    }
+    let mut out = VmOutput::collect(&spec.run_dir, exit, wall);
+    out.boot_retries = boot_retries;
+    Ok(out)
+}
+
+/// One QEMU run to its end, its wall-clock limit or its boot deadline.
+fn boot_once(spec: &VmSpec) -> anyhow::Result<(VmExit, Duration)> {
     let qemu_log = spec.run_dir.join(qemu::QEMU_LOG);
     let mut cmd = qemu::command(spec);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&qemu_log)?);
@@ -133,7 +155,7 @@ pub fn run(spec: &VmSpec) -> anyhow::Result<VmOutput> {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    Ok(VmOutput::collect(&spec.run_dir, exit, started.elapsed()))
+    Ok((exit, started.elapsed()))
 }
 
 impl VmOutput {
@@ -153,6 +175,7 @@ impl VmOutput {
             qemu_log: String::from_utf8_lossy(&read_tail(&run_dir.join(qemu::QEMU_LOG), MAX_CONSOLE_BYTES, true))
                 .into_owned(),
             wall,
+            boot_retries: 0,
         }
     }
 }
