@@ -1,6 +1,8 @@
 //! `cargo ktstr`: runs ktstr tests and manages guest kernels.
 
 mod kernel_cmd;
+mod setup_cmd;
+mod setup_plan;
 mod test_cmd;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,8 @@ struct Cli {
 enum Cmd {
     /// Download, list and inspect guest kernels.
     Kernel(kernel_cmd::KernelArgs),
+    /// Install the Debian packages ktstr needs on this host (QEMU 10, clang-19, ...).
+    Setup(setup_cmd::SetupArgs),
     /// Run ktstr tests with cargo nextest (fetching a kernel if none is cached).
     Test(test_cmd::TestArgs),
 }
@@ -30,6 +34,7 @@ fn main() -> anyhow::Result<()> {
     let Cargo::Ktstr(cli) = Cargo::parse();
     match cli.cmd {
         Cmd::Kernel(args) => kernel_cmd::run(args),
+        Cmd::Setup(args) => setup_cmd::run(args),
         Cmd::Test(args) => test_cmd::run(args),
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod cache;
 pub mod channel;
+pub mod debian;
 pub mod guest;
 pub mod kernel;
 pub mod outcome;
