@@ -9,6 +9,8 @@
 //! `kernel` (find the guest kernel) → `vm` (topology, initramfs, QEMU,
 //! channel) → `guest` (PID 1 inside the VM) → `outcome` (what the host
 //! learned) → `test_support` (the glue `#[ktstr_test]` expands to).
+//! `workload` is the load a test puts on the scheduler: forked worker
+//! processes that record, in shared memory, how they were scheduled.
 
 pub mod cache;
 pub mod channel;
@@ -22,6 +24,7 @@ pub mod report;
 pub mod test_support;
 pub mod topology;
 pub mod vm;
+pub mod workload;
 
 pub use ktstr_macros::ktstr_test;
 
