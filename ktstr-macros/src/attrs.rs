@@ -4,7 +4,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprArray, ExprLit, Lit, LitInt, LitStr, Meta, Path, Token};
 
-const KNOWN: &str = "numa_nodes, llcs, cores, threads, memory_mb, duration_s, scheduler, extra_sched_args";
+const KNOWN: &str = "numa_nodes, llcs, cores, threads, memory_mb, duration_s, scheduler, extra_sched_args, \
+                     not_starved, max_gap_ms, max_spread_pct, min_iteration_rate";
 
 pub struct TestAttrs {
     pub numa_nodes: u32,
@@ -15,6 +16,11 @@ pub struct TestAttrs {
     pub duration_s: u64,
     pub scheduler: Option<Path>,
     pub extra_sched_args: Vec<LitStr>,
+    /// Check thresholds; `None` defers to the scheduler's, then the defaults.
+    pub not_starved: Option<bool>,
+    pub max_gap_ms: Option<u64>,
+    pub max_spread_pct: Option<f64>,
+    pub min_iteration_rate: Option<f64>,
     /// Where the topology attributes were written, for cross-field errors.
     topo_span: Option<proc_macro2::Span>,
 }
@@ -30,6 +36,10 @@ impl Default for TestAttrs {
             duration_s: 10,
             scheduler: None,
             extra_sched_args: Vec::new(),
+            not_starved: None,
+            max_gap_ms: None,
+            max_spread_pct: None,
+            min_iteration_rate: None,
             topo_span: None,
         }
     }
@@ -73,6 +83,10 @@ impl Parse for TestAttrs {
                     }
                 },
                 "extra_sched_args" => a.extra_sched_args = string_array(v)?,
+                "not_starved" => a.not_starved = Some(boolean(v, &key)?),
+                "max_gap_ms" => a.max_gap_ms = Some(positive::<u64>(v, &key)?),
+                "max_spread_pct" => a.max_spread_pct = Some(number(v, &key)?),
+                "min_iteration_rate" => a.min_iteration_rate = Some(number(v, &key)?),
                 _ => {
                     return Err(syn::Error::new_spanned(
                         &nv.path,
@@ -127,4 +141,25 @@ fn string_array(v: &Expr) -> syn::Result<Vec<LitStr>> {
             _ => Err(err()),
         })
         .collect()
+}
+
+fn boolean(v: &Expr, key: &str) -> syn::Result<bool> {
+    match v {
+        Expr::Lit(ExprLit { lit: Lit::Bool(b), .. }) => Ok(b.value),
+        _ => Err(syn::Error::new_spanned(v, format!("`{key}` takes `true` or `false`"))),
+    }
+}
+
+/// A non-negative number, written as an integer or a float literal.
+fn number(v: &Expr, key: &str) -> syn::Result<f64> {
+    let err = || syn::Error::new_spanned(v, format!("`{key}` takes a non-negative number, e.g. `{key} = 25.0`"));
+    let n = match v {
+        Expr::Lit(ExprLit { lit: Lit::Float(f), .. }) => f.base10_parse::<f64>().map_err(|_| err())?,
+        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse::<u64>().map_err(|_| err())? as f64,
+        _ => return Err(err()),
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(err());
+    }
+    Ok(n)
 }

@@ -43,6 +43,14 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
     let vis = &func.vis;
 
     let TestAttrs { numa_nodes, llcs, cores, threads, memory_mb, duration_s, scheduler, extra_sched_args, .. } = &a;
+    let opt = |v: Option<proc_macro2::TokenStream>| match v {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    };
+    let not_starved = opt(a.not_starved.map(|b| quote!(#b)));
+    let max_gap_ms = opt(a.max_gap_ms.map(|n| quote!(#n)));
+    let max_spread_pct = opt(a.max_spread_pct.map(|n| quote!(#n)));
+    let min_iteration_rate = opt(a.min_iteration_rate.map(|n| quote!(#n)));
     let scheduler = match scheduler {
         Some(path) => quote!(::core::option::Option::Some(&#path)),
         None => quote!(::core::option::Option::None),
@@ -62,6 +70,12 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
             scheduler: #scheduler,
             extra_sched_args: &[#(#extra_sched_args),*],
             duration_s: #duration_s,
+            checks: ::ktstr::test_support::Checks {
+                not_starved: #not_starved,
+                max_gap_ms: #max_gap_ms,
+                max_spread_pct: #max_spread_pct,
+                min_iteration_rate: #min_iteration_rate,
+            },
         };
 
         // Runs before main: as PID 1 inside a ktstr guest this binary is

@@ -7,13 +7,20 @@
 //!
 //! The modules follow the stages of one run, in order:
 //! `kernel` (find the guest kernel) → `vm` (topology, initramfs, QEMU,
-//! channel) → `guest` (PID 1 inside the VM) → `outcome` (what the host
-//! learned) → `test_support` (the glue `#[ktstr_test]` expands to).
-//! `workload` is the load a test puts on the scheduler: forked worker
-//! processes that record, in shared memory, how they were scheduled.
+//! channel) → `guest` (PID 1 inside the VM) → `scenario` (cgroups and
+//! steps) over `workload` (forked workers that record, in shared memory,
+//! how they were scheduled) → `check` (verdicts and thresholds) →
+//! `outcome` (what the host learned) → `report` → `test_support` (the
+//! glue `#[ktstr_test]` expands to).
+//!
+//! The records that cross the channel are plain data owned by the stage
+//! that produces them (`workload::WorkerReport`, `scenario::ScenarioStats`,
+//! `check::AssertResult`); none of those modules imports the channel, the
+//! guest runtime or anything host-side.
 
 pub mod cache;
 pub mod channel;
+pub mod check;
 pub mod debian;
 pub mod guest;
 pub mod kernel;
@@ -21,6 +28,7 @@ pub mod outcome;
 pub mod plan;
 pub mod prelude;
 pub mod report;
+pub mod scenario;
 pub mod test_support;
 pub mod topology;
 pub mod vm;

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::channel::{GuestMessage, Stage};
-use crate::test_support::AssertResult;
+use crate::check::{self, AssertResult, Checks};
 use crate::vm::{VmExit, VmOutput};
 
 /// How far a run got, in the order a healthy run passes them.
@@ -38,6 +38,9 @@ pub struct RunOutcome {
     pub stage: StageReached,
     pub kernel_release: Option<String>,
     pub result: Option<AssertResult>,
+    /// Detail lines of the thresholds the result's stats violate,
+    /// evaluated here on the host.
+    pub check_failures: Vec<String>,
     /// Scheduler stdout and stderr, one entry per line, in arrival order.
     pub sched_log: Vec<String>,
     /// `(status, during_payload)` when the scheduler process ended on its own.
@@ -53,11 +56,13 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
-    pub fn from_vm(vm: VmOutput) -> Self {
+    /// Reads the run's messages and holds the result's stats to `checks`.
+    pub fn from_vm(vm: VmOutput, checks: &Checks) -> Self {
         let mut o = RunOutcome {
             stage: StageReached::KernelDidNotBoot,
             kernel_release: None,
             result: None,
+            check_failures: Vec::new(),
             sched_log: Vec::new(),
             sched_exit: None,
             sched_attach_ms: None,
@@ -86,6 +91,9 @@ impl RunOutcome {
                 GuestMessage::TestResult(r) => o.result = Some(r.clone()),
                 GuestMessage::Exit { code } => o.guest_exit_code = Some(*code),
             }
+        }
+        if let Some(stats) = o.result.as_ref().and_then(|r| r.stats.as_ref()) {
+            o.check_failures = check::evaluate(stats, checks);
         }
         let sched_failed = sched_started && o.sched_attach_ms.is_none();
         o.stage = if o.result.is_some() {
@@ -141,6 +149,7 @@ impl RunOutcome {
                     why.push("test returned a failing AssertResult with no detail".into());
                 }
             }
+            why.extend(self.check_failures.iter().cloned());
         } else if why.is_empty() {
             why.push(format!("no test result from the guest (stage reached: {})", self.stage));
         }
@@ -173,7 +182,7 @@ pub(crate) mod fixtures {
     pub fn fixture(name: &str, exit: VmExit) -> RunOutcome {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs").join(name);
         assert!(dir.join("channel.bin").exists(), "fixture {name} missing");
-        RunOutcome::from_vm(VmOutput::collect(&dir, exit, Duration::from_secs(5)))
+        RunOutcome::from_vm(VmOutput::collect(&dir, exit, Duration::from_secs(5)), &crate::check::Checks::DEFAULT)
     }
 }
 
@@ -226,7 +235,7 @@ mod tests {
     fn empty_run_directory_means_the_kernel_never_ran() {
         let dir = std::env::temp_dir().join(format!("ktstr-empty-run-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let o = RunOutcome::from_vm(VmOutput::collect(&dir, EXITED, Duration::ZERO));
+        let o = RunOutcome::from_vm(VmOutput::collect(&dir, EXITED, Duration::ZERO), &crate::check::Checks::DEFAULT);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(o.stage, StageReached::KernelDidNotBoot);
         assert_eq!(o.failure_reasons(), ["no test result from the guest (stage reached: kernel did not boot)"]);

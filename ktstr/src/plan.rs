@@ -14,6 +14,10 @@ pub struct GuestPlan {
     pub duration_s: u64,
     /// How long to wait for the scheduler to attach.
     pub attach_timeout_s: u64,
+    /// Repro mode (auto-repro's second VM): the work-conservation watchdog
+    /// watches but does not signal the scheduler.
+    #[serde(default)]
+    pub repro: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -4,6 +4,8 @@ pub use std::time::Duration;
 
 pub use anyhow::{bail, ensure, Result};
 
+pub use crate::check::{AssertResult, Checks};
 pub use crate::ktstr_test;
-pub use crate::test_support::{AssertResult, Ctx, Scheduler, SchedulerBinary, SCX_KTSTR};
+pub use crate::scenario::{execute_defs, execute_steps, CgroupDef, CpusetSpec, Ctx, HoldSpec, Op, Step, WorkType};
+pub use crate::test_support::{Scheduler, SchedulerBinary, SCX_KTSTR};
 pub use crate::topology::Topology;

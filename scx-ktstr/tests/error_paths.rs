@@ -19,6 +19,7 @@ const MISSING_SCHED: Scheduler = Scheduler {
     binary: SchedulerBinary::Path("/nonexistent/scx-missing"),
     ops_name: None,
     args: &[],
+    checks: Checks::NONE,
 };
 
 /// A real program that runs but never attaches a sched_ext scheduler.
@@ -27,6 +28,7 @@ const NEVER_ATTACHES: Scheduler = Scheduler {
     binary: SchedulerBinary::Path("/bin/sleep"),
     ops_name: None,
     args: &["3600"],
+    checks: Checks::NONE,
 };
 
 #[ktstr_test(scheduler = MISSING_SCHED)]

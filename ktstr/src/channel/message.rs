@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::test_support::AssertResult;
+use crate::check::AssertResult;
 
 /// How far the guest runtime got. Sent as each stage is reached, so the
 /// host can name the last one when a run ends early.

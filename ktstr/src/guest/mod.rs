@@ -11,8 +11,10 @@ mod scheduler;
 use std::time::Duration;
 
 use crate::channel::{GuestMessage, Stage};
+use crate::check::AssertResult;
 use crate::plan::GuestPlan;
-use crate::test_support::{find_test, AssertResult, Ctx};
+use crate::scenario::Ctx;
+use crate::test_support::find_test;
 use reporter::Reporter;
 
 /// Called before `main` by every `#[ktstr_test]` binary. On the host it
@@ -64,7 +66,10 @@ fn run() -> i32 {
         test_name: plan.test_name.clone(),
         topology: plan.topology,
         scheduler: plan.scheduler.as_ref().map(|s| s.name.clone()),
+        scheduler_pid: sched.as_ref().map(|s| s.pid()),
         duration: Duration::from_secs(plan.duration_s),
+        payload_start_ns: crate::workload::monotonic_ns(),
+        repro: plan.repro,
     };
     let func = entry.func;
     let verdict = match std::thread::spawn(move || func(&ctx)).join() {

@@ -87,8 +87,21 @@ fn forward(pipe: impl Read + Send + 'static, stream: LogStream, reporter: Report
 }
 
 impl RunningScheduler {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Reports the scheduler's death if it happened during the payload.
+    /// A scheduler the kernel has already ended (sched_ext no longer
+    /// `enabled`) is given a moment to print its exit report and go.
     pub fn check_alive_after_payload(&mut self, reporter: &Reporter) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while attached_ops(None).is_none() && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         if let Ok(Some(status)) = self.child.try_wait() {
             self.join_forwarders();
             reporter.send(&GuestMessage::SchedulerExited { status: status.to_string(), during_payload: true });

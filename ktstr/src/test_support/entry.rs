@@ -1,6 +1,6 @@
 use linkme::distributed_slice;
 
-use super::{AssertResult, Ctx, Scheduler};
+use super::{AssertResult, Checks, Ctx, Scheduler};
 use crate::topology::Topology;
 
 /// One `#[ktstr_test]`: everything the host needs to build its VM and the
@@ -15,11 +15,20 @@ pub struct KtstrTestEntry {
     pub scheduler: Option<&'static Scheduler>,
     pub extra_sched_args: &'static [&'static str],
     pub duration_s: u64,
+    /// Thresholds the test sets; unset ones come from the scheduler's
+    /// `checks`, then [`Checks::DEFAULT`].
+    pub checks: Checks,
 }
 
 impl KtstrTestEntry {
     pub const DEFAULT_MEMORY_MB: u32 = 2048;
     pub const DEFAULT_DURATION_S: u64 = 10;
+
+    /// The thresholds in force: the test's, then its scheduler's, then
+    /// the defaults.
+    pub fn checks(&self) -> Checks {
+        self.checks.or(self.scheduler.map_or(Checks::NONE, |s| s.checks)).or(Checks::DEFAULT)
+    }
 }
 
 /// Every `#[ktstr_test]` linked into this binary.

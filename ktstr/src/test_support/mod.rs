@@ -4,14 +4,12 @@
 //! `#[test]` that calls [`run_ktstr_test`] on the host. Inside the guest the
 //! same binary finds the entry by name and runs its function.
 
-mod assert;
-mod ctx;
 mod entry;
 mod run;
 mod scheduler;
 
-pub use assert::AssertResult;
-pub use ctx::Ctx;
+pub use crate::check::{AssertResult, Checks};
+pub use crate::scenario::Ctx;
 pub use entry::{find_test, KtstrTestEntry, KTSTR_TESTS};
 pub use run::{run_ktstr_test, run_ktstr_test_with, KtstrFailure, RunOptions};
 pub use scheduler::{Scheduler, SchedulerBinary, SCX_KTSTR};

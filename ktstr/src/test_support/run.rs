@@ -70,7 +70,7 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
     let kernel = kernel::resolve(opts.kernel.as_deref()).map_err(|e| setup_fail("kernel lookup", e.into()))?;
     let spec = prepare(entry, opts, &kernel).map_err(|(stage, e)| setup_fail(stage, e))?;
     let vm_out = vm::run(&spec).map_err(|e| setup_fail("starting QEMU", e))?;
-    let outcome = RunOutcome::from_vm(vm_out);
+    let outcome = RunOutcome::from_vm(vm_out, &entry.checks());
     let reasons = outcome.failure_reasons();
     if reasons.is_empty() {
         if report::env_flag("KTSTR_KEEP_RUN_DIR") {
@@ -90,7 +90,7 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
 }
 
 fn header(entry: &KtstrTestEntry) -> ReportHeader<'static> {
-    ReportHeader { test: entry.name, scheduler: entry.scheduler.map(|s| s.name), topology: entry.topology.to_string() }
+    ReportHeader { test: entry.name, scheduler: entry.scheduler.map(|s| s.name), topology: entry.topology }
 }
 
 /// Everything up to the QEMU command: checks, initramfs, plan, limits.
@@ -140,6 +140,7 @@ fn prepare(
         scheduler: launch,
         duration_s: entry.duration_s,
         attach_timeout_s,
+        repro: false,
     };
     let run_dir = new_run_dir(entry.name).map_err(|e| ("run directory", e))?;
     let initrd = run_dir.join("initrd.cpio");

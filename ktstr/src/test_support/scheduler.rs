@@ -1,5 +1,7 @@
 use std::path::{Path, PathBuf};
 
+use crate::check::Checks;
+
 /// A scheduler under test: a user-space binary that loads and attaches a
 /// sched_ext BPF scheduler.
 #[derive(Debug)]
@@ -13,6 +15,8 @@ pub struct Scheduler {
     pub ops_name: Option<&'static str>,
     /// Arguments always passed (a test's `extra_sched_args` follow).
     pub args: &'static [&'static str],
+    /// Thresholds for tests under this scheduler, below each test's own.
+    pub checks: Checks,
 }
 
 #[derive(Debug)]
@@ -25,8 +29,13 @@ pub enum SchedulerBinary {
 }
 
 /// The fixture scheduler built from this workspace (`scx-ktstr`).
-pub const SCX_KTSTR: Scheduler =
-    Scheduler { name: "scx-ktstr", binary: SchedulerBinary::Discover("scx-ktstr"), ops_name: Some("ktstr"), args: &[] };
+pub const SCX_KTSTR: Scheduler = Scheduler {
+    name: "scx-ktstr",
+    binary: SchedulerBinary::Discover("scx-ktstr"),
+    ops_name: Some("ktstr"),
+    args: &[],
+    checks: Checks::NONE,
+};
 
 impl Scheduler {
     /// Finds the scheduler binary on the host, or says where it looked.

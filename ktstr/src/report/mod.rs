@@ -1,10 +1,15 @@
 //! The failure report: a header naming test, scheduler and topology, one
-//! detail line per reason, then sections in the order the run produced
-//! them (`--- diagnostics ---`, `--- scheduler log ---`).
+//! detail line per reason, then sections in the order of the spec:
+//! `--- stats ---`, `--- diagnostics ---`, `--- timeline ---`,
+//! `--- scheduler log ---`, each only when it has something to say.
+
+mod stats;
+mod timeline;
 
 use std::fmt::Write;
 
 use crate::outcome::RunOutcome;
+use crate::topology::Topology;
 
 /// Lines of kernel console shown under `--- diagnostics ---`.
 const CONSOLE_TAIL: usize = 20;
@@ -13,7 +18,7 @@ const CONSOLE_TAIL: usize = 20;
 pub struct ReportHeader<'a> {
     pub test: &'a str,
     pub scheduler: Option<&'a str>,
-    pub topology: String,
+    pub topology: Topology,
 }
 
 impl ReportHeader<'_> {
@@ -67,9 +72,15 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
         }
     }
     s.push('\n');
-    // A test's own failing checks are explained by its detail lines; any
-    // other failure needs to know how far the VM got.
-    let vm_level = o.result.as_ref().is_none_or(|r| r.passed) || o.sched_exit.is_some();
+    let scenario = o.result.as_ref().and_then(|r| r.stats.as_ref()).filter(|st| !st.phases.is_empty());
+    if let Some(st) = scenario {
+        let _ = write!(s, "\n--- stats ---\n{}", stats::render(st));
+    }
+    // A test's own failing checks (its details, or thresholds its stats
+    // violate) are explained by their detail lines; any other failure
+    // needs to know how far the VM got.
+    let checks_failed = o.result.as_ref().is_some_and(|r| !r.passed) || !o.check_failures.is_empty();
+    let vm_level = !checks_failed || o.sched_exit.is_some();
     if vm_level || verbose {
         let _ = write!(s, "\n--- diagnostics ---\nstage: {}\n", o.stage);
         if let Some(code) = o.guest_exit_code {
@@ -92,6 +103,11 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
         for l in &lines[from..] {
             let _ = writeln!(s, "  {}", l.trim_end_matches('\r'));
         }
+    }
+    if let Some(st) = scenario {
+        let h =
+            timeline::TimelineHeader { topology: header.topology, scheduler: header.scheduler, scenario: header.test };
+        let _ = write!(s, "\n--- timeline ---\n{}", timeline::render(&h, st));
     }
     if !o.sched_log.is_empty() {
         s.push_str("\n--- scheduler log ---\n");
@@ -117,7 +133,7 @@ mod tests {
     use crate::outcome::fixtures::{fixture, EXITED};
 
     fn header(sched: Option<&'static str>, topo: &str) -> ReportHeader<'static> {
-        ReportHeader { test: "t", scheduler: sched, topology: topo.into() }
+        ReportHeader { test: "t", scheduler: sched, topology: Topology::parse(topo).unwrap() }
     }
 
     #[test]

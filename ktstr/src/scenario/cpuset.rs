@@ -1,0 +1,43 @@
+//! Cpuset scenarios: cgroups confined to parts of the machine.
+
+use anyhow::Result;
+
+use super::{execute_defs, CgroupDef, CpusetSpec, Ctx};
+use crate::check::AssertResult;
+use crate::topology::format_cpu_list;
+
+/// Two cgroups on disjoint halves of the CPUs, each with one CPU-bound
+/// worker per CPU it owns. Fails if any worker ran outside its cgroup's
+/// cpuset (from the CPUs the workers saw themselves run on).
+pub fn disjoint_halves(ctx: &Ctx) -> Result<AssertResult> {
+    let result = execute_defs(
+        ctx,
+        vec![
+            CgroupDef::named("cg_0").with_cpuset(CpusetSpec::Disjoint { index: 0, of: 2 }),
+            CgroupDef::named("cg_1").with_cpuset(CpusetSpec::Disjoint { index: 1, of: 2 }),
+        ],
+    )?;
+    Ok(check_containment(result))
+}
+
+/// Adds a detail line for every worker seen on a CPU outside its
+/// cgroup's cpuset.
+pub fn check_containment(mut result: AssertResult) -> AssertResult {
+    let totals = result.stats.as_ref().map(|s| s.totals()).unwrap_or_default();
+    for c in &totals {
+        let Some(allowed) = &c.cpuset else { continue };
+        for w in &c.workers {
+            let outside: Vec<u32> = w.cpus.iter().copied().filter(|cpu| !allowed.contains(cpu)).collect();
+            result.check(outside.is_empty(), || {
+                format!(
+                    "cgroup {}: tid {} ran on cpus {} outside its cpuset {}",
+                    c.name,
+                    w.pid,
+                    format_cpu_list(outside.iter().copied()),
+                    format_cpu_list(allowed.iter().copied())
+                )
+            });
+        }
+    }
+    result
+}
