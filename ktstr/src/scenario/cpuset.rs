@@ -20,13 +20,14 @@ pub fn disjoint_halves(ctx: &Ctx) -> Result<AssertResult> {
     Ok(check_containment(result))
 }
 
-/// Adds a detail line for every worker seen on a CPU outside its
-/// cgroup's cpuset.
+/// Adds a detail line for every worker of a cpuset cgroup seen on a CPU
+/// outside its cpuset, or on none at all (nothing to judge by).
 pub fn check_containment(mut result: AssertResult) -> AssertResult {
     let totals = result.stats.as_ref().map(|s| s.totals()).unwrap_or_default();
     for c in &totals {
         let Some(allowed) = &c.cpuset else { continue };
         for w in &c.workers {
+            result.check(!w.cpus.is_empty(), || format!("cgroup {}: tid {} reported no cpus", c.name, w.pid));
             let outside: Vec<u32> = w.cpus.iter().copied().filter(|cpu| !allowed.contains(cpu)).collect();
             result.check(outside.is_empty(), || {
                 format!(
