@@ -175,14 +175,20 @@ pub(crate) mod fixtures {
     use std::time::Duration;
 
     use super::RunOutcome;
+    use crate::check::Checks;
     use crate::vm::{VmExit, VmOutput};
 
     pub const EXITED: VmExit = VmExit::Exited { code: Some(0) };
 
     pub fn fixture(name: &str, exit: VmExit) -> RunOutcome {
+        fixture_checked(name, exit, &Checks::DEFAULT)
+    }
+
+    /// A captured run held to `checks`.
+    pub fn fixture_checked(name: &str, exit: VmExit, checks: &Checks) -> RunOutcome {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs").join(name);
         assert!(dir.join("channel.bin").exists(), "fixture {name} missing");
-        RunOutcome::from_vm(VmOutput::collect(&dir, exit, Duration::from_secs(5)), &crate::check::Checks::DEFAULT)
+        RunOutcome::from_vm(VmOutput::collect(&dir, exit, Duration::from_secs(5)), checks)
     }
 }
 

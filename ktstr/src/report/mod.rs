@@ -130,7 +130,8 @@ pub fn env_flag(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::fixtures::{fixture, EXITED};
+    use crate::check::Checks;
+    use crate::outcome::fixtures::{fixture, fixture_checked, EXITED};
 
     fn header(sched: Option<&'static str>, topo: &str) -> ReportHeader<'static> {
         ReportHeader { test: "t", scheduler: sched, topology: Topology::parse(topo).unwrap() }
@@ -167,5 +168,56 @@ mod tests {
             render_pass(&header(None, "1n2l2c1t"), &o),
             "ktstr_test 't' [topo=1n2l2c1t] passed: kernel 7.3.4+deb13-cloud-amd64, VM 5.0s"
         );
+    }
+
+    /// A real two-step scenario (captured), failing a rate floor: the
+    /// spec's sections in the spec's order and line shapes.
+    #[test]
+    fn scenario_failure_has_stats_and_timeline_in_spec_shapes() {
+        let floor = Checks { min_iteration_rate: Some(1e9), ..Checks::DEFAULT };
+        let o = fixture_checked("scenario_rate_floor", EXITED, &floor);
+        let text = render(&header(None, "1n1l2c1t"), &o, &o.failure_reasons(), false);
+        let lines: Vec<&str> = text.lines().collect();
+        let re = |p: &str| regex::Regex::new(p).unwrap();
+        assert_eq!(lines[0], "ktstr_test 't' [topo=1n1l2c1t] failed:");
+        let detail = re(r"^  worker \d+ iteration rate \d+\.\d/s below floor 1000000000\.0/s$");
+        let details = lines[1..].iter().take_while(|l| l.starts_with("  ")).count();
+        assert_eq!(details, 4, "one rate line per worker (cg_a 1, cg_b 1, cg_c 2):\n{text}");
+        assert!(lines[1..=details].iter().all(|l| detail.is_match(l)), "{text}");
+        // Sections, in order; no diagnostics for a failed check unless asked.
+        let at = |h: &str| lines.iter().position(|l| *l == h);
+        let (stats, timeline) = (at("--- stats ---").unwrap(), at("--- timeline ---").unwrap());
+        assert!(stats < timeline && at("--- diagnostics ---").is_none(), "{text}");
+        assert!(re(r"^4 workers, \d+ cpus, \d+ migrations, worst_spread=\d+\.\d%, worst_gap=\d+ms$")
+            .is_match(lines[stats + 1]));
+        let cg = re(r"^cg[0-2]: workers=[12] cpus=\d+ spread=\d+\.\d% gap=\d+ms migrations=\d+ iter=[1-9]\d*$");
+        for l in &lines[stats + 2..stats + 5] {
+            assert!(cg.is_match(l), "{l}\n{text}");
+        }
+        assert!(
+            re(r"^topology: 1n1l2c1t \(2 cpus\) scheduler: eevdf scenario: t duration: \d+\.\ds$")
+                .is_match(lines[timeline + 1]),
+            "{text}"
+        );
+        let phase = re(r"^Phase ([12]): StepStart\[([01])\] ops=([02]) \(\d+ms\):$");
+        let phases: Vec<(String, String, String)> = lines
+            .iter()
+            .filter_map(|l| phase.captures(l))
+            .map(|c| (c[1].to_string(), c[2].to_string(), c[3].to_string()))
+            .collect();
+        assert_eq!(phases, [("1".into(), "0".into(), "0".into()), ("2".into(), "1".into(), "2".into())], "{text}");
+        let per_cg = re(
+            r"^cg_[abc]: off-cpu avg=\d+\.\d% min=\d+\.\d% max=\d+\.\d% spread=\d+\.\d% \| run-delay mean=\d+µs worst=\d+µs \| iters=\d+ migrations=\d+ \| gap=\d+ms@cpu\d+$",
+        );
+        let names: Vec<&str> = lines.iter().filter(|l| per_cg.is_match(l)).map(|l| &l[..4]).collect();
+        assert_eq!(names, ["cg_a", "cg_b", "cg_a", "cg_c"], "{text}");
+        assert!(
+            text.contains(
+                ">>> StepStart[0]: ops=0 (2 cgroups, 2 workers)\n>>> StepStart[1]: ops=2 (2 cgroups, 3 workers)\n"
+            ),
+            "{text}"
+        );
+        // Without a floor, the same run passes: the verdict is the host's.
+        assert!(fixture("scenario_rate_floor", EXITED).passed());
     }
 }
