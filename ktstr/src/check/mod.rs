@@ -68,7 +68,7 @@ pub fn evaluate(stats: &ScenarioStats, checks: &Checks) -> Vec<String> {
         out.extend(workers().filter(|w| w.iterations == 0).map(starved_line));
     }
     if let Some(max) = checks.max_gap_ms {
-        out.extend(workers().filter(|w| w.max_gap_ns > max * 1_000_000).map(|w| stuck_line(w, max)));
+        out.extend(workers().filter(|w| w.max_gap_ns > max.saturating_mul(1_000_000)).map(|w| stuck_line(w, max)));
     }
     if let Some(max) = checks.max_spread_pct {
         out.extend(

@@ -220,4 +220,43 @@ mod tests {
         // Without a floor, the same run passes: the verdict is the host's.
         assert!(fixture("scenario_rate_floor", EXITED).passed());
     }
+
+    /// The guest is untrusted: absurd figures render, they do not panic.
+    #[test]
+    fn hostile_stats_do_not_panic() {
+        use crate::scenario::{CgroupStats, PhaseStats, ScenarioStats};
+        use crate::workload::WorkerReport;
+        let w = WorkerReport {
+            pid: 1,
+            iterations: u64::MAX,
+            wall_ns: u64::MAX,
+            run_ns: u64::MAX,
+            run_delay_ns: u64::MAX,
+            timeslices: 1,
+            migrations: u64::MAX,
+            max_gap_ns: u64::MAX,
+            max_gap_at_ns: u64::MAX,
+            cpus: vec![u32::MAX],
+            ..Default::default()
+        };
+        let cg = CgroupStats { name: "cg".into(), cpuset: Some(vec![]), workers: vec![w.clone(), w] };
+        let phase = PhaseStats { step: usize::MAX, ops: usize::MAX, duration_ms: u64::MAX, cgroups: vec![cg] };
+        let stats = ScenarioStats {
+            phases: vec![phase.clone(), phase],
+            setup_ms: None,
+            watchdog: None,
+            scheduler_gone: Some((7, 1)),
+        };
+        let all = Checks {
+            not_starved: Some(true),
+            max_gap_ms: Some(u64::MAX),
+            max_spread_pct: Some(0.0),
+            min_iteration_rate: Some(f64::MAX),
+        };
+        let _ = crate::check::evaluate(&stats, &all);
+        let text = stats::render(&stats);
+        assert!(text.starts_with("1 workers, 1 cpus, 18446744073709551615 migrations"), "{text}");
+        let h = timeline::TimelineHeader { topology: Topology::new(1, 1, 1, 1), scheduler: None, scenario: "s" };
+        assert!(timeline::render(&h, &stats).contains(">>> scheduler left sched_ext"));
+    }
 }

@@ -11,7 +11,7 @@ pub fn render(stats: &ScenarioStats) -> String {
     let totals = stats.totals();
     let workers: usize = totals.iter().map(|c| c.workers.len()).sum();
     let cpus: usize = totals.iter().map(|c| c.cpus_used().len()).sum();
-    let migrations: u64 = totals.iter().map(|c| c.migrations()).sum();
+    let migrations = totals.iter().fold(0u64, |n, c| n.saturating_add(c.migrations()));
     let worst_spread =
         totals.iter().filter_map(|c| ran(c).then(|| spread(c)).flatten()).map(|s| s.pct).fold(0.0, f64::max);
     let worst_gap = totals.iter().filter_map(|c| c.worst_gap()).map(|w| w.max_gap_ns).max().unwrap_or(0);

@@ -54,7 +54,7 @@ pub fn cgroup_line(c: &CgroupStats) -> String {
     // Run delay per time the task was scheduled in: how long, on average,
     // it waited runnable before each run.
     let delays: Vec<u64> = c.workers.iter().map(|w| w.run_delay_ns.checked_div(w.timeslices).unwrap_or(0)).collect();
-    let mean = if delays.is_empty() { 0 } else { delays.iter().sum::<u64>() / delays.len() as u64 };
+    let mean = delays.iter().fold(0u64, |n, d| n.saturating_add(*d)).checked_div(delays.len() as u64).unwrap_or(0);
     let worst = delays.iter().copied().max().unwrap_or(0);
     let (gap, gap_cpu) = c.worst_gap().map_or((0, 0), |w| (w.max_gap_ns / 1_000_000, w.max_gap_cpu));
     format!(

@@ -2,6 +2,8 @@
 //! renders (`--- stats ---`, `--- timeline ---`). Plain data: it crosses
 //! the channel inside [`crate::check::AssertResult`].
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::workload::WorkerReport;
@@ -61,11 +63,11 @@ impl CgroupStats {
     }
 
     pub fn iterations(&self) -> u64 {
-        self.workers.iter().map(|w| w.iterations).sum()
+        self.workers.iter().fold(0, |n, w| n.saturating_add(w.iterations))
     }
 
     pub fn migrations(&self) -> u64 {
-        self.workers.iter().map(|w| w.migrations).sum()
+        self.workers.iter().fold(0, |n, w| n.saturating_add(w.migrations))
     }
 
     /// The worker with the longest gap.
@@ -76,27 +78,30 @@ impl CgroupStats {
 
 impl ScenarioStats {
     pub fn duration_ms(&self) -> u64 {
-        self.phases.iter().map(|p| p.duration_ms).sum()
+        self.phases.iter().fold(0, |n, p| n.saturating_add(p.duration_ms))
     }
 
     /// Whole-run figures per cgroup, in order of first appearance: each
     /// worker's phase reports merged.
     pub fn totals(&self) -> Vec<CgroupStats> {
         let mut out: Vec<CgroupStats> = Vec::new();
+        // Indexes, so that a huge (or hostile) report stays linear.
+        let mut cgroup_at: HashMap<&str, usize> = HashMap::new();
+        let mut worker_at: HashMap<(usize, u32), usize> = HashMap::new();
         for c in self.phases.iter().flat_map(|p| &p.cgroups) {
-            let i = match out.iter().position(|t| t.name == c.name) {
-                Some(i) => i,
-                None => {
-                    out.push(CgroupStats { name: c.name.clone(), cpuset: c.cpuset.clone(), workers: Vec::new() });
-                    out.len() - 1
-                }
-            };
+            let i = *cgroup_at.entry(&c.name).or_insert_with(|| {
+                out.push(CgroupStats { name: c.name.clone(), cpuset: None, workers: Vec::new() });
+                out.len() - 1
+            });
             let total = &mut out[i];
             total.cpuset = c.cpuset.clone();
             for w in &c.workers {
-                match total.workers.iter_mut().find(|t| t.pid == w.pid) {
-                    Some(t) => t.merge(w),
-                    None => total.workers.push(w.clone()),
+                match worker_at.get(&(i, w.pid)) {
+                    Some(&j) => total.workers[j].merge(w),
+                    None => {
+                        worker_at.insert((i, w.pid), total.workers.len());
+                        total.workers.push(w.clone());
+                    }
                 }
             }
         }

@@ -97,20 +97,22 @@ impl WorkerReport {
             self.pid = later.pid;
             self.work_type = later.work_type;
         }
-        self.iterations += later.iterations;
-        self.wall_ns += later.wall_ns;
+        // Saturating: the figures come from the guest, which the host does
+        // not trust to keep them sane.
+        self.iterations = self.iterations.saturating_add(later.iterations);
+        self.wall_ns = self.wall_ns.saturating_add(later.wall_ns);
         self.cpus.extend_from_slice(&later.cpus);
         self.cpus.sort_unstable();
         self.cpus.dedup();
-        self.migrations += later.migrations;
+        self.migrations = self.migrations.saturating_add(later.migrations);
         if later.max_gap_ns > self.max_gap_ns {
             self.max_gap_ns = later.max_gap_ns;
             self.max_gap_cpu = later.max_gap_cpu;
             self.max_gap_at_ns = later.max_gap_at_ns;
         }
-        self.run_ns += later.run_ns;
-        self.run_delay_ns += later.run_delay_ns;
-        self.timeslices += later.timeslices;
+        self.run_ns = self.run_ns.saturating_add(later.run_ns);
+        self.run_delay_ns = self.run_delay_ns.saturating_add(later.run_delay_ns);
+        self.timeslices = self.timeslices.saturating_add(later.timeslices);
     }
 }
 
