@@ -12,6 +12,16 @@ enum ktstr_consts {
 	KTSTR_SLICE_US_DFL	= 20000,
 	/* Id of the single shared DSQ all queued tasks wait in. */
 	KTSTR_SHARED_DSQ	= 0,
+	/* Id of the DSQ stalled tasks are parked in; nothing consumes it. */
+	KTSTR_STALL_DSQ		= 1,
+	/* --slow caps the slice at this, so that dispatches are frequent. */
+	KTSTR_SLOW_SLICE_US	= 200,
+	/*
+	 * --slow burns this long in every ops.dispatch. Slices only expire
+	 * on a tick (4 ms at HZ=250), so a lone spinning task loses about
+	 * burn/tick of its CPU: 3 ms of 4 ms is a 4x drop.
+	 */
+	KTSTR_SLOW_BURN_US	= 3000,
 };
 
 #endif /* __KTSTR_INTF_H */

@@ -11,8 +11,18 @@
  * - running/stopping: a task's vtime grows by the time it ran, scaled by the
  *   inverse of its weight, so heavier tasks advance more slowly.
  *
- * The .bss knobs stall, crash and degrade_rt are written by the host to make
- * the scheduler misbehave on purpose. Only crash does something for now.
+ * Knobs that make it misbehave on purpose, for ktstr's own tests:
+ *
+ * - slow (read-only, --slow): every ops.dispatch burns KTSTR_SLOW_BURN_US
+ *   and slices are short, so CPU-bound tasks really lose throughput.
+ * - stall (.bss, --stall or a host map write): tasks named ktstr-worker*
+ *   are parked in a DSQ nothing consumes; everything else runs normally.
+ *   The kernel's own watchdog ends the scheduler once a parked task has
+ *   waited timeout_ms (30 s by default); ktstr's watchdog must be quicker.
+ * - crash (.bss): the next ops.dispatch ends the scheduler with an error.
+ * - watchdog_exit (.bss, set by the loader on SIGUSR2): the next callback
+ *   ends the scheduler with an error, so the kernel records a debug dump.
+ * - degrade_rt (.bss): reserved, does nothing yet.
  */
 #include <scx/common.bpf.h>
 #include "intf.h"
@@ -22,15 +32,21 @@ char _license[] SEC("license") = "GPL";
 /* Time slice in ns, set by the loader from --slice-us before load. */
 const volatile u64 slice_ns = (u64)KTSTR_SLICE_US_DFL * KTSTR_NSEC_PER_USEC;
 
+/* Deliberately slow dispatch; set by the loader from --slow before load. */
+const volatile bool slow;
+
 /* Host-controlled fault knobs (.bss, 0 = behave). */
 u32 stall;
 u32 crash;
 u32 degrade_rt;
+u32 watchdog_exit;
 
 /* Event counters (.bss), shown by ops.dump. */
 u64 nr_enqueued;	/* tasks queued on the shared DSQ */
 u64 nr_dispatched;	/* tasks moved from the shared DSQ to a local DSQ */
 u64 nr_direct;		/* tasks sent straight to an idle CPU by select_cpu */
+u64 nr_stalled;		/* tasks parked on the stall DSQ */
+u64 slow_cnt;		/* dispatches slowed down by --slow */
 
 /* Largest vtime of any task that started running: the "current" vtime. */
 static u64 vtime_now;
@@ -38,11 +54,62 @@ static u64 vtime_now;
 /* Exit information for user space (kind, reason, message, debug dump). */
 UEI_DEFINE(uei);
 
+/* The workload's worker processes name themselves "ktstr-worker". */
+static bool is_ktstr_worker(const struct task_struct *p)
+{
+	const char prefix[] = "ktstr-worker";
+	int i;
+
+#pragma unroll
+	for (i = 0; i < sizeof(prefix) - 1; i++)
+		if (p->comm[i] != prefix[i])
+			return false;
+	return true;
+}
+
+static bool stalled(const struct task_struct *p)
+{
+	return stall && is_ktstr_worker(p);
+}
+
+/*
+ * Called from the frequent callbacks, so the exit lands within a tick even
+ * on a mostly idle machine (an idle CPU runs neither tick nor dispatch).
+ */
+static void check_watchdog_exit(void)
+{
+	if (watchdog_exit)
+		scx_bpf_error("ktstr watchdog: a task was stuck (scx-ktstr got SIGUSR2)");
+}
+
+/*
+ * Busy-waits KTSTR_SLOW_BURN_US. The clock ends the loop; the iteration
+ * cap only bounds it for the verifier, and must stay within the kernel's
+ * limit for bpf_for (BPF_MAX_LOOPS, 8M): beyond it the loop never runs.
+ */
+static void burn_slow(void)
+{
+	u64 start = bpf_ktime_get_ns();
+	u32 i;
+
+	bpf_for(i, 0, 1 << 22) {
+		if (bpf_ktime_get_ns() - start >=
+		    (u64)KTSTR_SLOW_BURN_US * KTSTR_NSEC_PER_USEC)
+			break;
+	}
+	__sync_fetch_and_add(&slow_cnt, 1);
+}
+
 s32 BPF_STRUCT_OPS(ktstr_select_cpu, struct task_struct *p, s32 prev_cpu,
 		   u64 wake_flags)
 {
 	bool is_idle = false;
 	s32 cpu;
+
+	check_watchdog_exit();
+	/* No shortcut to an idle CPU: ops.enqueue must park it. */
+	if (stalled(p))
+		return prev_cpu;
 
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
@@ -57,6 +124,23 @@ void BPF_STRUCT_OPS(ktstr_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	u64 vtime = p->scx.dsq_vtime;
 
+	check_watchdog_exit();
+	if (stalled(p)) {
+		__sync_fetch_and_add(&nr_stalled, 1);
+		scx_bpf_dsq_insert(p, KTSTR_STALL_DSQ, slice_ns, enq_flags);
+		return;
+	}
+
+	/*
+	 * SCX_OPS_ENQ_LAST (needed so a lone stalled task leaves its CPU)
+	 * sends a CPU's only runnable task here when its slice ends: keep
+	 * it running, as the kernel would without the flag.
+	 */
+	if (enq_flags & SCX_ENQ_LAST) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
+		return;
+	}
+
 	/*
 	 * A task that slept for long must not hoard credit: let it lag
 	 * behind the current vtime by at most one slice.
@@ -70,12 +154,24 @@ void BPF_STRUCT_OPS(ktstr_enqueue, struct task_struct *p, u64 enq_flags)
 
 void BPF_STRUCT_OPS(ktstr_dispatch, s32 cpu, struct task_struct *prev)
 {
+	check_watchdog_exit();
 	/* Host-triggered failure: the kernel ends the scheduler (ERROR_BPF). */
 	if (crash)
 		scx_bpf_error("ktstr: host-triggered crash");
 
+	if (slow)
+		burn_slow();
+
 	if (scx_bpf_dsq_move_to_local(KTSTR_SHARED_DSQ, 0))
 		__sync_fetch_and_add(&nr_dispatched, 1);
+}
+
+void BPF_STRUCT_OPS(ktstr_tick, struct task_struct *p)
+{
+	check_watchdog_exit();
+	/* A worker already running when stall was switched on: off it goes. */
+	if (stalled(p))
+		p->scx.slice = 0;
 }
 
 void BPF_STRUCT_OPS(ktstr_running, struct task_struct *p)
@@ -106,11 +202,15 @@ void BPF_STRUCT_OPS(ktstr_enable, struct task_struct *p)
 void BPF_STRUCT_OPS(ktstr_dump, struct scx_dump_ctx *dctx)
 {
 	scx_bpf_dump("ktstr scheduler state:\n");
-	scx_bpf_dump("nr_enqueued=%llu nr_dispatched=%llu nr_direct=%llu\n",
-		     nr_enqueued, nr_dispatched, nr_direct);
-	scx_bpf_dump("nr_queued=%d vtime_now=%llu stall=%u crash=%u degrade_rt=%u\n",
-		     scx_bpf_dsq_nr_queued(KTSTR_SHARED_DSQ), vtime_now,
-		     stall, crash, degrade_rt);
+	scx_bpf_dump("stall=%u crash=%u degrade_rt=%u watchdog_exit=%u\n",
+		     stall, crash, degrade_rt, watchdog_exit);
+	scx_bpf_dump("rodata: slow=%d slice_us=%llu\n",
+		     slow, slice_ns / KTSTR_NSEC_PER_USEC);
+	scx_bpf_dump("slow_cnt=%llu nr_enqueued=%llu nr_dispatched=%llu nr_direct=%llu nr_stalled=%llu\n",
+		     slow_cnt, nr_enqueued, nr_dispatched, nr_direct, nr_stalled);
+	scx_bpf_dump("nr_queued=%d stall_queued=%d vtime_now=%llu\n",
+		     scx_bpf_dsq_nr_queued(KTSTR_SHARED_DSQ),
+		     scx_bpf_dsq_nr_queued(KTSTR_STALL_DSQ), vtime_now);
 }
 
 void BPF_STRUCT_OPS(ktstr_dump_task, struct scx_dump_ctx *dctx,
@@ -122,7 +222,11 @@ void BPF_STRUCT_OPS(ktstr_dump_task, struct scx_dump_ctx *dctx,
 
 s32 BPF_STRUCT_OPS_SLEEPABLE(ktstr_init)
 {
-	return scx_bpf_create_dsq(KTSTR_SHARED_DSQ, -1);
+	s32 ret = scx_bpf_create_dsq(KTSTR_SHARED_DSQ, -1);
+
+	if (ret)
+		return ret;
+	return scx_bpf_create_dsq(KTSTR_STALL_DSQ, -1);
 }
 
 void BPF_STRUCT_OPS(ktstr_exit, struct scx_exit_info *ei)
@@ -134,6 +238,7 @@ SCX_OPS_DEFINE(ktstr_ops,
 	       .select_cpu	= (void *)ktstr_select_cpu,
 	       .enqueue		= (void *)ktstr_enqueue,
 	       .dispatch	= (void *)ktstr_dispatch,
+	       .tick		= (void *)ktstr_tick,
 	       .running		= (void *)ktstr_running,
 	       .stopping	= (void *)ktstr_stopping,
 	       .enable		= (void *)ktstr_enable,
@@ -141,4 +246,5 @@ SCX_OPS_DEFINE(ktstr_ops,
 	       .dump_task	= (void *)ktstr_dump_task,
 	       .init		= (void *)ktstr_init,
 	       .exit		= (void *)ktstr_exit,
+	       .flags		= SCX_OPS_ENQ_LAST,
 	       .name		= "ktstr");
