@@ -62,8 +62,8 @@ struct Interval {
 }
 
 impl WorkerSet {
-    /// Forks one worker per entry. Each names itself `ktstr-worker` and
-    /// blocks until `release`. PingPong entries pair up in the order they
+    /// Forks one worker per entry. Each blocks until `release`, then names
+    /// itself `ktstr-worker`. PingPong entries pair up in the order they
     /// appear (1st with 2nd, 3rd with 4th, ...); an odd one out sleeps
     /// ~100 µs per iteration instead.
     pub fn spawn(work_types: &[WorkType], opts: &SpawnOptions) -> anyhow::Result<WorkerSet> {

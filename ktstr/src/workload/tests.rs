@@ -59,7 +59,7 @@ fn wait_all_iterated(set: &WorkerSet) {
     }
 }
 
-/// The child names itself right after fork, possibly after `spawn` returned.
+/// The child names itself once released, possibly after `release` returned.
 fn wait_comm(pid: u32) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -74,13 +74,13 @@ fn wait_comm(pid: u32) -> String {
 #[test]
 fn spin_workers_report_progress() {
     let mut set = spawn(&[WorkType::SpinWait, WorkType::SpinWait]);
-    for pid in set.pids() {
-        assert_eq!(wait_comm(pid), "ktstr-worker");
-    }
     assert_eq!(set.first_iteration_ns(), None, "nothing runs before release");
     let before = monotonic_ns();
     set.release();
     let after = monotonic_ns();
+    for pid in set.pids() {
+        assert_eq!(wait_comm(pid), "ktstr-worker");
+    }
     wait_all_iterated(&set);
     sleep_ms(100);
     let inner = monotonic_ns() - after;

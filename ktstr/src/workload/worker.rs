@@ -73,10 +73,15 @@ pub fn run(spec: WorkerSpec) -> ! {
     if nix::unistd::getppid() != spec.parent {
         exit(0);
     }
-    let _ = prctl::set_name(c"ktstr-worker");
     if !wait_for_release(spec.header, spec.slot) {
         exit(0);
     }
+    // Named only now, in user space: a scheduler that singles out
+    // ktstr-worker tasks (a stall knob) then catches them here, not inside
+    // a syscall of their start-up, where a stalled task preempted in an RCU
+    // read-side section would hold up every grace period, and with it the
+    // parent's cgroup moves.
+    let _ = prctl::set_name(c"ktstr-worker");
     let mut t = Tracker::start(spec.slot, spec.telemetry, spec.epoch_ns);
     let mut burst_start = now_ns();
     let mut i: u64 = 0;
