@@ -1,3 +1,9 @@
+//! Two figures measured in the guest (QEMU/TCG), where they matter:
+//!
+//! Telemetry cost: one spin worker with telemetry off, then on, alternating
+//! 3 rounds of 1 s each inside one VM; the on/off ratio of the medians.
+//! (`--bench workload` measures the same natively on the host.)
+//!
 //! Scenario set-up cost: from the moment the test body starts in the guest
 //! to the first iteration of the last worker (fork, cgroup creation and
 //! placement, release), as `ScenarioStats::setup_ms` reports it, for 4 and
@@ -8,6 +14,7 @@
 
 use ktstr::prelude::*;
 use ktstr::test_support::{find_test, run_ktstr_test_with, RunOptions};
+use ktstr::workload::{SpawnOptions, WorkerSet};
 
 const ROUNDS: usize = 5;
 
@@ -21,9 +28,41 @@ fn bench_setup_16(ctx: &Ctx) -> Result<AssertResult> {
     execute_defs(ctx, (0..4).map(|i| CgroupDef::named(format!("cg_{i}")).workers(4)).collect())
 }
 
+/// Reports `off <rate>` and `on <rate>` detail lines (the verdict passes).
+#[ktstr_test(cores = 2, duration_s = 8)]
+fn bench_telemetry(_ctx: &Ctx) -> Result<AssertResult> {
+    let mut r = AssertResult::pass();
+    for _ in 0..3 {
+        for telemetry in [false, true] {
+            let mut set = WorkerSet::spawn(&[WorkType::SpinWait], &SpawnOptions { telemetry, ..Default::default() })?;
+            set.release();
+            std::thread::sleep(Duration::from_secs(1));
+            let rate = set.stop()[0].iteration_rate();
+            r.details.push(format!("{} {rate:.1}", if telemetry { "on" } else { "off" }));
+        }
+    }
+    Ok(r)
+}
+
+fn telemetry_cost() -> anyhow::Result<()> {
+    let entry = find_test("bench_telemetry").expect("bench test registered");
+    let outcome = run_ktstr_test_with(entry, &RunOptions::default()).map_err(|f| anyhow::anyhow!("{}", f.report))?;
+    let details = outcome.result.map(|r| r.details).unwrap_or_default();
+    let median = |kind: &str| {
+        let mut v: Vec<f64> = details.iter().filter_map(|d| d.strip_prefix(kind)?.trim().parse().ok()).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    println!("guest spin worker, rounds: {}", details.join(", "));
+    let (off, on) = (median("off "), median("on "));
+    println!("median telemetry off: {off:.1}/s, on: {on:.1}/s, on/off ratio {:.4} (target: cost < 2%)\n", on / off);
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let kernel = ktstr::kernel::ensure_default()?;
     println!("kernel: {}", kernel.release);
+    telemetry_cost()?;
     let mut medians = Vec::new();
     for (test, workers) in [("bench_setup_4", 4u64), ("bench_setup_16", 16)] {
         let entry = find_test(test).expect("bench test registered");
