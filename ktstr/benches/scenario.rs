@@ -34,7 +34,7 @@ fn bench_telemetry(_ctx: &Ctx) -> Result<AssertResult> {
     let mut r = AssertResult::pass();
     for _ in 0..3 {
         for telemetry in [false, true] {
-            let mut set = WorkerSet::spawn(&[WorkType::SpinWait], &SpawnOptions { telemetry, ..Default::default() })?;
+            let set = WorkerSet::spawn(&[WorkType::SpinWait], &SpawnOptions { telemetry, ..Default::default() })?;
             set.release();
             std::thread::sleep(Duration::from_secs(1));
             let rate = set.stop()[0].iteration_rate();
