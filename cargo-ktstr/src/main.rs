@@ -30,11 +30,17 @@ enum Cmd {
     Test(test_cmd::TestArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let Cargo::Ktstr(cli) = Cargo::parse();
-    match cli.cmd {
+    let res = match cli.cmd {
         Cmd::Kernel(args) => kernel_cmd::run(args),
         Cmd::Setup(args) => setup_cmd::run(args),
         Cmd::Test(args) => test_cmd::run(args),
+    };
+    // The chain of causes in words; a stack backtrace (RUST_BACKTRACE)
+    // would bury them, and says nothing a user can act on.
+    if let Err(e) = res {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
     }
 }

@@ -112,10 +112,12 @@ pub fn plan(host: &HostDebian, test_tools: bool) -> Result<SetupPlan> {
             }
         }
     }
-    if !qemu_ok {
-        plan.installs.push(Install { packages: vec![QEMU_PKG.into()], suite: qemu_suite });
+    // QEMU gets an install of its own only when it comes from another suite.
+    if let Some(suite) = qemu_suite {
+        plan.installs.push(Install { packages: vec![QEMU_PKG.into()], suite: Some(suite) });
+        missing.retain(|p| p != QEMU_PKG);
     }
-    let rest: Vec<String> = missing.into_iter().filter(|p| p != QEMU_PKG).collect();
+    let rest = missing;
     if !rest.is_empty() {
         plan.installs.push(Install { packages: rest, suite: None });
     }

@@ -122,7 +122,7 @@ fn ready_machine_installs_nothing() {
 #[test]
 fn trixie_takes_qemu_from_its_own_suite() {
     let text = ok("trixie", &[]);
-    assert!(text.contains("setup: install from trixie: qemu-system-x86\n"), "{text}");
+    assert!(text.contains("setup: install from trixie: qemu-system-x86 clang-19 libelf-dev\n"), "{text}");
     assert!(!text.contains("backports"), "{text}");
 }
 
