@@ -5,7 +5,8 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ExprArray, ExprLit, Lit, LitInt, LitStr, Meta, Path, Token};
 
 const KNOWN: &str = "numa_nodes, llcs, cores, threads, memory_mb, duration_s, scheduler, extra_sched_args, \
-                     not_starved, max_gap_ms, max_spread_pct, min_iteration_rate";
+                     not_starved, max_gap_ms, max_spread_pct, min_iteration_rate, bpf_map_write, expect_err, \
+                     expect_scx_bpf_error_contains, expect_scx_bpf_error_matches";
 
 pub struct TestAttrs {
     pub numa_nodes: u32,
@@ -21,6 +22,12 @@ pub struct TestAttrs {
     pub max_gap_ms: Option<u64>,
     pub max_spread_pct: Option<f64>,
     pub min_iteration_rate: Option<f64>,
+    /// Paths to `BpfMapWrite` statics, applied in order.
+    pub bpf_map_write: Vec<Path>,
+    /// The test pins a failure: it passes only if the run fails.
+    pub expect_err: bool,
+    pub expect_contains: Option<LitStr>,
+    pub expect_matches: Option<LitStr>,
     /// Where the topology attributes were written, for cross-field errors.
     topo_span: Option<proc_macro2::Span>,
 }
@@ -40,6 +47,10 @@ impl Default for TestAttrs {
             max_gap_ms: None,
             max_spread_pct: None,
             min_iteration_rate: None,
+            bpf_map_write: Vec::new(),
+            expect_err: false,
+            expect_contains: None,
+            expect_matches: None,
             topo_span: None,
         }
     }
@@ -87,12 +98,24 @@ impl Parse for TestAttrs {
                 "max_gap_ms" => a.max_gap_ms = Some(positive::<u64>(v, &key)?),
                 "max_spread_pct" => a.max_spread_pct = Some(number(v, &key)?),
                 "min_iteration_rate" => a.min_iteration_rate = Some(number(v, &key)?),
+                "bpf_map_write" => a.bpf_map_write = paths(v, &key)?,
+                "expect_err" => a.expect_err = boolean(v, &key)?,
+                "expect_scx_bpf_error_contains" => a.expect_contains = Some(pattern(v, &key, false)?),
+                "expect_scx_bpf_error_matches" => a.expect_matches = Some(pattern(v, &key, true)?),
                 _ => {
                     return Err(syn::Error::new_spanned(
                         &nv.path,
                         format!("unknown #[ktstr_test] attribute `{key}`; accepted: {KNOWN}"),
                     ))
                 }
+            }
+        }
+        if !a.expect_err {
+            if let Some(m) = a.expect_contains.as_ref().or(a.expect_matches.as_ref()) {
+                return Err(syn::Error::new(
+                    m.span(),
+                    "expect_scx_bpf_error_* pins a failure: it requires `expect_err = true`",
+                ));
             }
         }
         let span = a.topo_span.unwrap_or_else(proc_macro2::Span::call_site);
@@ -162,4 +185,48 @@ fn number(v: &Expr, key: &str) -> syn::Result<f64> {
         return Err(err());
     }
     Ok(n)
+}
+
+/// `name = PATH` or `name = [PATH, ...]`.
+fn paths(v: &Expr, key: &str) -> syn::Result<Vec<Path>> {
+    let err = || {
+        syn::Error::new_spanned(
+            v,
+            format!("`{key}` takes a `BpfMapWrite` static or an array of them, e.g. `{key} = BPF_CRASH`"),
+        )
+    };
+    match v {
+        Expr::Path(p) => Ok(vec![p.path.clone()]),
+        Expr::Array(ExprArray { elems, .. }) if !elems.is_empty() => elems
+            .iter()
+            .map(|e| match e {
+                Expr::Path(p) => Ok(p.path.clone()),
+                _ => Err(err()),
+            })
+            .collect(),
+        _ => Err(err()),
+    }
+}
+
+/// A matcher: a non-empty string literal; with `regex`, a pattern that
+/// compiles and does not match the empty string (it would pin nothing).
+fn pattern(v: &Expr, key: &str, regex: bool) -> syn::Result<LitStr> {
+    let Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) = v else {
+        return Err(syn::Error::new_spanned(v, format!("`{key}` takes a string literal")));
+    };
+    let text = s.value();
+    if text.is_empty() {
+        return Err(syn::Error::new_spanned(v, format!("`{key}` is empty: it would match any error")));
+    }
+    if regex {
+        let re = regex::Regex::new(&text)
+            .map_err(|e| syn::Error::new_spanned(v, format!("`{key}` is not a valid regex: {e}")))?;
+        if re.is_match("") {
+            return Err(syn::Error::new_spanned(
+                v,
+                format!("`{key}` = {text:?} matches the empty string, so it would pin nothing"),
+            ));
+        }
+    }
+    Ok(s.clone())
 }

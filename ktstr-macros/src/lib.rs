@@ -51,6 +51,10 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
     let max_gap_ms = opt(a.max_gap_ms.map(|n| quote!(#n)));
     let max_spread_pct = opt(a.max_spread_pct.map(|n| quote!(#n)));
     let min_iteration_rate = opt(a.min_iteration_rate.map(|n| quote!(#n)));
+    let expect_err = a.expect_err;
+    let expect_contains = opt(a.expect_contains.as_ref().map(|s| quote!(#s)));
+    let expect_matches = opt(a.expect_matches.as_ref().map(|s| quote!(#s)));
+    let map_writes = &a.bpf_map_write;
     let scheduler = match scheduler {
         Some(path) => quote!(::core::option::Option::Some(&#path)),
         None => quote!(::core::option::Option::None),
@@ -75,6 +79,12 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
                 max_gap_ms: #max_gap_ms,
                 max_spread_pct: #max_spread_pct,
                 min_iteration_rate: #min_iteration_rate,
+            },
+            bpf_map_writes: &[#(&#map_writes),*],
+            expect_err: #expect_err,
+            expect_scx_bpf_error: ::ktstr::check::ErrorMatchers {
+                contains: #expect_contains,
+                matches: #expect_matches,
             },
         };
 

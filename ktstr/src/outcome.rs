@@ -43,6 +43,8 @@ pub struct RunOutcome {
     pub check_failures: Vec<String>,
     /// Scheduler stdout and stderr, one entry per line, in arrival order.
     pub sched_log: Vec<String>,
+    /// The kernel's `sched_ext_dump` trace lines, when the guest took them.
+    pub sched_ext_dump: Vec<String>,
     /// `(status, during_payload)` when the scheduler process ended on its own.
     pub sched_exit: Option<(String, bool)>,
     pub sched_attach_ms: Option<u64>,
@@ -64,6 +66,7 @@ impl RunOutcome {
             result: None,
             check_failures: Vec::new(),
             sched_log: Vec::new(),
+            sched_ext_dump: Vec::new(),
             sched_exit: None,
             sched_attach_ms: None,
             guest_errors: Vec::new(),
@@ -160,6 +163,17 @@ impl RunOutcome {
             ));
         }
         why
+    }
+
+    /// What `expect_scx_bpf_error_*` matchers look at: the scheduler's log
+    /// (the kernel's debug dump included) and the traced sched_ext dump.
+    pub fn error_corpus(&self) -> String {
+        let mut s = self.sched_log.join("\n");
+        for l in &self.sched_ext_dump {
+            s.push('\n');
+            s.push_str(l);
+        }
+        s
     }
 
     pub fn passed(&self) -> bool {

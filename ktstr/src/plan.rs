@@ -18,6 +18,9 @@ pub struct GuestPlan {
     /// watches but does not signal the scheduler.
     #[serde(default)]
     pub repro: bool,
+    /// Writes into the scheduler's BPF maps, applied once the workload runs.
+    #[serde(default)]
+    pub map_writes: Vec<MapWrite>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -31,4 +34,13 @@ pub struct SchedulerLaunch {
 
 impl GuestPlan {
     pub const PATH: &'static str = "/ktstr/plan.json";
+}
+
+/// One value written into a loaded scheduler's global variable: the map
+/// whose name ends in `map` (`.bss`, `.data`), at the BTF offset of `var`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapWrite {
+    pub map: String,
+    pub var: String,
+    pub value: u64,
 }

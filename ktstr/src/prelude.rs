@@ -7,5 +7,5 @@ pub use anyhow::{bail, ensure, Result};
 pub use crate::check::{AssertResult, Checks};
 pub use crate::ktstr_test;
 pub use crate::scenario::{execute_defs, execute_steps, CgroupDef, CpusetSpec, Ctx, HoldSpec, Op, Step, WorkType};
-pub use crate::test_support::{Scheduler, SchedulerBinary, SCX_KTSTR};
+pub use crate::test_support::{BpfMapWrite, Scheduler, SchedulerBinary, SCX_KTSTR};
 pub use crate::topology::Topology;

@@ -8,8 +8,10 @@
 //! detail-line catalog (pinned by the tests below).
 
 mod assert;
+mod matchers;
 
 pub use assert::AssertResult;
+pub use matchers::ErrorMatchers;
 
 use crate::scenario::{CgroupStats, ScenarioStats};
 use crate::workload::WorkerReport;

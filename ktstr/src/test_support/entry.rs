@@ -1,6 +1,7 @@
 use linkme::distributed_slice;
 
-use super::{AssertResult, Checks, Ctx, Scheduler};
+use super::{AssertResult, BpfMapWrite, Checks, Ctx, Scheduler};
+use crate::check::ErrorMatchers;
 use crate::topology::Topology;
 
 /// One `#[ktstr_test]`: everything the host needs to build its VM and the
@@ -18,6 +19,12 @@ pub struct KtstrTestEntry {
     /// Thresholds the test sets; unset ones come from the scheduler's
     /// `checks`, then [`Checks::DEFAULT`].
     pub checks: Checks,
+    /// Written into the scheduler's maps once the workload runs.
+    pub bpf_map_writes: &'static [&'static BpfMapWrite],
+    /// The test pins a failure: it passes only if the run fails (and the
+    /// matchers, if any, hit).
+    pub expect_err: bool,
+    pub expect_scx_bpf_error: ErrorMatchers,
 }
 
 impl KtstrTestEntry {

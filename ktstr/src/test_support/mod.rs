@@ -5,11 +5,13 @@
 //! same binary finds the entry by name and runs its function.
 
 mod entry;
+mod map_write;
 mod run;
 mod scheduler;
 
 pub use crate::check::{AssertResult, Checks};
 pub use crate::scenario::Ctx;
 pub use entry::{find_test, KtstrTestEntry, KTSTR_TESTS};
+pub use map_write::BpfMapWrite;
 pub use run::{run_ktstr_test, run_ktstr_test_with, KtstrFailure, RunOptions};
 pub use scheduler::{Scheduler, SchedulerBinary, SCX_KTSTR};

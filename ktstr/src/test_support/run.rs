@@ -37,9 +37,13 @@ pub struct KtstrFailure {
     pub run_dir: Option<PathBuf>,
 }
 
-/// Runs a test in a VM and panics with the full report if it fails.
+/// Runs a test in a VM and panics with the full report if it fails (or,
+/// for `expect_err` tests, if it does not fail as pinned).
 pub fn run_ktstr_test(entry: &KtstrTestEntry) {
     let res = run_ktstr_test_with(entry, &RunOptions::default());
+    if entry.expect_err {
+        return expect_failure(entry, res);
+    }
     if let Ok(o) = &res {
         // One line per pass, shown by `--no-capture` runs.
         eprintln!("{}", report::render_pass(&header(entry), o));
@@ -51,6 +55,39 @@ pub fn run_ktstr_test(entry: &KtstrTestEntry) {
         }
         panic!("ktstr_test '{}' failed: {}", entry.name, f.reasons.first().map(String::as_str).unwrap_or("see report"));
     }
+}
+
+/// A regression test passes when the run fails the way it pins: in a VM
+/// (a failure before boot is not the pinned bug) and, with matchers, with
+/// the scheduler error text they describe.
+fn expect_failure(entry: &KtstrTestEntry, res: Result<RunOutcome, KtstrFailure>) {
+    let f = match res {
+        Ok(o) => panic!(
+            "ktstr_test '{}' passed, but it has expect_err = true: the failure it pins did not happen \
+             (kernel {}). If the bug was fixed, delete or update the regression test.",
+            entry.name,
+            o.kernel_release.as_deref().unwrap_or("?")
+        ),
+        Err(f) => f,
+    };
+    let Some(outcome) = &f.outcome else {
+        eprintln!("{}", f.report);
+        panic!(
+            "ktstr_test '{}' expects a failure, but it failed before any VM ran: {}",
+            entry.name,
+            f.reasons.join("; ")
+        );
+    };
+    let misses = entry.expect_scx_bpf_error.misses(&outcome.error_corpus());
+    if !misses.is_empty() {
+        eprintln!("{}", f.report);
+        panic!("ktstr_test '{}' failed, but not as pinned:\n{}", entry.name, misses.join("\n"));
+    }
+    eprintln!(
+        "{} failed as expected (expect_err): {}",
+        header(entry).id(),
+        f.reasons.first().map(String::as_str).unwrap_or("")
+    );
 }
 
 /// Runs a test in a VM and returns its outcome or its failure.
@@ -141,6 +178,7 @@ fn prepare(
         duration_s: entry.duration_s,
         attach_timeout_s,
         repro: false,
+        map_writes: entry.bpf_map_writes.iter().map(|w| w.to_plan()).collect(),
     };
     let run_dir = new_run_dir(entry.name).map_err(|e| ("run directory", e))?;
     let initrd = run_dir.join("initrd.cpio");
