@@ -47,6 +47,8 @@ pub struct RunOutcome {
     pub sched_ext_dump: Vec<String>,
     /// `(status, during_payload)` when the scheduler process ended on its own.
     pub sched_exit: Option<(String, bool)>,
+    /// When it died, into the payload.
+    pub sched_exit_at_ms: Option<u64>,
     pub sched_attach_ms: Option<u64>,
     /// Problems the guest runtime reported, `(stage, message)`.
     pub guest_errors: Vec<(String, String)>,
@@ -68,6 +70,7 @@ impl RunOutcome {
             sched_log: Vec::new(),
             sched_ext_dump: Vec::new(),
             sched_exit: None,
+            sched_exit_at_ms: None,
             sched_attach_ms: None,
             guest_errors: Vec::new(),
             guest_exit_code: None,
@@ -88,9 +91,11 @@ impl RunOutcome {
                 GuestMessage::Stage(Stage::PayloadStarted) => payload_started = true,
                 GuestMessage::SchedulerOutput { line, .. } => o.sched_log.push(line.clone()),
                 GuestMessage::Error { stage, message } => o.guest_errors.push((stage.clone(), message.clone())),
-                GuestMessage::SchedulerExited { status, during_payload } => {
-                    o.sched_exit = Some((status.clone(), *during_payload))
+                GuestMessage::SchedulerExited { status, during_payload, at_ms } => {
+                    o.sched_exit = Some((status.clone(), *during_payload));
+                    o.sched_exit_at_ms = *at_ms;
                 }
+                GuestMessage::SchedExtDumpTrace { text } => o.sched_ext_dump = sched_ext_dump_lines(text),
                 GuestMessage::TestResult(r) => o.result = Some(r.clone()),
                 GuestMessage::Exit { code } => o.guest_exit_code = Some(*code),
             }
@@ -143,7 +148,13 @@ impl RunOutcome {
             }
         }
         if let Some((status, true)) = &self.sched_exit {
-            why.push(format!("scheduler process died unexpectedly during workload ({status})"));
+            why.push(match self.sched_exit_at_ms {
+                Some(ms) => format!(
+                    "scheduler process died unexpectedly during workload ({:.1}s into test)",
+                    ms as f64 / 1000.0
+                ),
+                None => format!("scheduler process died unexpectedly during workload ({status})"),
+            });
         }
         if let Some(r) = &self.result {
             if !r.passed {
@@ -179,6 +190,11 @@ impl RunOutcome {
     pub fn passed(&self) -> bool {
         self.failure_reasons().is_empty()
     }
+}
+
+/// The `sched_ext_dump` records of a trace buffer's text, message only.
+fn sched_ext_dump_lines(trace: &str) -> Vec<String> {
+    trace.lines().filter_map(|l| l.split_once("sched_ext_dump: ").map(|(_, m)| m.to_string())).collect()
 }
 
 /// Outcomes of real runs, captured from VMs (console + channel bytes

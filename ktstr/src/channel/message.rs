@@ -37,10 +37,18 @@ pub enum GuestMessage {
         stage: String,
         message: String,
     },
-    /// The scheduler process ended; `status` as the shell would show it.
+    /// The scheduler process ended (or the kernel ended its scheduler);
+    /// `status` as the shell would show it; `at_ms` into the payload.
     SchedulerExited {
         status: String,
         during_payload: bool,
+        #[serde(default)]
+        at_ms: Option<u64>,
+    },
+    /// The text of the guest's trace buffer with the kernel's
+    /// `sched_ext_dump` lines, taken when the scheduler died.
+    SchedExtDumpTrace {
+        text: String,
     },
     /// The test function's verdict.
     TestResult(AssertResult),

@@ -62,6 +62,8 @@ fn run() -> i32 {
     }
 
     reporter.send(&GuestMessage::Stage(Stage::PayloadStarted));
+    let payload_start = std::time::Instant::now();
+    let watch = sched.as_ref().map(|s| s.watch(reporter, payload_start));
     let ctx = Ctx {
         test_name: plan.test_name.clone(),
         topology: plan.topology,
@@ -79,8 +81,8 @@ fn run() -> i32 {
     };
     // A scheduler that died under the workload fails the test, whatever
     // the function said.
-    if let Some(s) = sched.as_mut() {
-        s.check_alive_after_payload(&reporter);
+    if let (Some(s), Some(w)) = (sched.as_mut(), watch) {
+        s.check_alive_after_payload(&reporter, w, payload_start);
     }
     reporter.send(&GuestMessage::TestResult(verdict));
     if let Some(s) = sched {

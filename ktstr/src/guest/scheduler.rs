@@ -3,6 +3,8 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::reporter::Reporter;
@@ -11,9 +13,19 @@ use crate::plan::SchedulerLaunch;
 
 const SCHED_EXT_STATE: &str = "/sys/kernel/sched_ext/state";
 const SCHED_EXT_OPS: &str = "/sys/kernel/sched_ext/root/ops";
+/// The kernel's debug dump, as trace lines, whenever it ends a scheduler
+/// (or sysrq `D` asks): switched on before the scheduler starts.
+const SCHED_EXT_DUMP_EVENT: &str = "/sys/kernel/tracing/events/sched_ext/sched_ext_dump/enable";
+const TRACE: &str = "/sys/kernel/tracing/trace";
+/// The most of the trace buffer sent to the host.
+const TRACE_MAX: u64 = 8 << 20;
+/// How long a scheduler the kernel has ended may take to print its exit
+/// report and exit before it is reported as ended anyway.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 pub struct RunningScheduler {
-    child: Child,
+    child: Arc<Mutex<Child>>,
+    pid: u32,
     forwarders: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -23,6 +35,9 @@ pub fn start(launch: &SchedulerLaunch, reporter: &Reporter, timeout: Duration) -
         "this kernel has no sched_ext (/sys/kernel/sched_ext is missing): boot a kernel built with \
          CONFIG_SCHED_CLASS_EXT=y, e.g. the one `cargo ktstr kernel fetch` downloads"
     );
+    if let Err(e) = std::fs::write(SCHED_EXT_DUMP_EVENT, "1") {
+        reporter.error("trace", format!("enabling the sched_ext_dump trace event ({SCHED_EXT_DUMP_EVENT}): {e}"));
+    }
     let started = Instant::now();
     let mut child = Command::new(&launch.path)
         .args(&launch.args)
@@ -36,16 +51,22 @@ pub fn start(launch: &SchedulerLaunch, reporter: &Reporter, timeout: Duration) -
         forward(child.stdout.take().unwrap(), LogStream::Stdout, *reporter),
         forward(child.stderr.take().unwrap(), LogStream::Stderr, *reporter),
     ];
-    let mut sched = RunningScheduler { child, forwarders };
+    let pid = child.id();
+    let mut sched = RunningScheduler { child: Arc::new(Mutex::new(child)), pid, forwarders };
     loop {
         if let Some(ops) = attached_ops(launch.ops_name.as_deref()) {
             let after_ms = started.elapsed().as_millis() as u64;
             reporter.send(&GuestMessage::Stage(Stage::SchedulerAttached { ops, after_ms }));
             return Ok(sched);
         }
-        if let Some(status) = sched.child.try_wait()? {
+        let exited = sched.child().try_wait()?;
+        if let Some(status) = exited {
             sched.join_forwarders();
-            reporter.send(&GuestMessage::SchedulerExited { status: status.to_string(), during_payload: false });
+            reporter.send(&GuestMessage::SchedulerExited {
+                status: status.to_string(),
+                during_payload: false,
+                at_ms: None,
+            });
             anyhow::bail!("scheduler {} exited before attaching ({status})", launch.name);
         }
         if started.elapsed() > timeout {
@@ -88,39 +109,80 @@ fn forward(pipe: impl Read + Send + 'static, stream: LogStream, reporter: Report
 
 impl RunningScheduler {
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
-    /// Reports the scheduler's death if it happened during the payload.
-    /// A scheduler the kernel has already ended (sched_ext no longer
-    /// `enabled`) is given a moment to print its exit report and go.
-    pub fn check_alive_after_payload(&mut self, reporter: &Reporter) {
-        let deadline = Instant::now() + Duration::from_secs(5);
+    fn child(&self) -> MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Watches the scheduler while the payload runs, so that its death is
+    /// reported when it happens, timed from `payload_start`.
+    pub fn watch(&self, reporter: Reporter, payload_start: Instant) -> DeathWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (child, flag) = (self.child.clone(), stop.clone());
+        let handle = std::thread::spawn(move || {
+            let mut left_at: Option<Instant> = None;
+            while !flag.load(Ordering::Relaxed) {
+                let exited = child.lock().unwrap_or_else(|e| e.into_inner()).try_wait().ok().flatten();
+                if left_at.is_none() && attached_ops(None).is_none() {
+                    left_at = Some(Instant::now());
+                }
+                let status = match (exited, left_at) {
+                    (Some(status), _) => status.to_string(),
+                    (None, Some(t)) if t.elapsed() > EXIT_GRACE => {
+                        format!(
+                            "still running {}s after the kernel ended its sched_ext scheduler",
+                            EXIT_GRACE.as_secs()
+                        )
+                    }
+                    _ => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                };
+                let at = left_at.unwrap_or_else(Instant::now).saturating_duration_since(payload_start);
+                report_death(&reporter, status, at);
+                return true;
+            }
+            false
+        });
+        DeathWatch { stop, handle }
+    }
+
+    /// After the payload: reports a death the watch did not (it stopped
+    /// first, or there was none), giving a scheduler the kernel has
+    /// already ended a moment to exit.
+    pub fn check_alive_after_payload(&mut self, reporter: &Reporter, watch: DeathWatch, payload_start: Instant) {
+        if watch.finish() {
+            return;
+        }
+        let deadline = Instant::now() + EXIT_GRACE;
         while attached_ops(None).is_none() && Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = self.child().try_wait() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        if let Ok(Some(status)) = self.child.try_wait() {
-            self.join_forwarders();
-            reporter.send(&GuestMessage::SchedulerExited { status: status.to_string(), during_payload: true });
+        let exited = self.child().try_wait().ok().flatten();
+        if let Some(status) = exited {
+            report_death(reporter, status.to_string(), payload_start.elapsed());
         }
     }
 
     /// SIGTERM, a grace period for its exit report, then SIGKILL.
     pub fn stop(mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = self.child().try_wait() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.child().kill();
+        let _ = self.child().wait();
         self.join_forwarders();
     }
 
@@ -128,5 +190,38 @@ impl RunningScheduler {
         for f in self.forwarders.drain(..) {
             let _ = f.join();
         }
+    }
+}
+
+/// The watcher of [`RunningScheduler::watch`].
+pub struct DeathWatch {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<bool>,
+}
+
+impl DeathWatch {
+    /// Stops watching; true if it reported a death.
+    pub fn finish(self) -> bool {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or(false)
+    }
+}
+
+/// The death, then the kernel's dump as traced (the dump is complete by
+/// the time sched_ext has left `enabled`).
+fn report_death(reporter: &Reporter, status: String, at: Duration) {
+    reporter.send(&GuestMessage::SchedulerExited { status, during_payload: true, at_ms: Some(at.as_millis() as u64) });
+    send_sched_ext_dump(reporter);
+}
+
+/// The trace buffer (only the sched_ext_dump event is on) to the host.
+pub fn send_sched_ext_dump(reporter: &Reporter) {
+    use std::io::Read as _;
+    let mut text = String::new();
+    if let Ok(f) = std::fs::File::open(TRACE) {
+        let _ = f.take(TRACE_MAX).read_to_string(&mut text);
+    }
+    if text.lines().any(|l| !l.starts_with('#')) {
+        reporter.send(&GuestMessage::SchedExtDumpTrace { text });
     }
 }

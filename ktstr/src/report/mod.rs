@@ -86,6 +86,11 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
         if let Some(code) = o.guest_exit_code {
             let _ = writeln!(s, "exit_code={code}");
         }
+        // A death during the workload is told by time in the header; how
+        // the process ended is told here.
+        if let Some((status, true)) = &o.sched_exit {
+            let _ = writeln!(s, "scheduler: {status}");
+        }
         let _ = writeln!(s, "vm: {} after {:.1}s", o.vm.exit, o.vm.wall.as_secs_f64());
         if o.vm.boot_retries > 0 {
             let _ = writeln!(s, "boot retried {} time(s) after stalling before init", o.vm.boot_retries);
