@@ -88,6 +88,9 @@ fn stalled_workers_trip_the_watchdog() {
     let o = f.outcome.as_ref().expect("the VM ran");
     assert!(o.sched_log.iter().any(|l| l.contains("SIGUSR2 from ktstr's watchdog")), "{:?}", o.sched_log);
     assert!(o.sched_log.iter().any(|l| l.contains("DEBUG DUMP")), "{:?}", o.sched_log);
+    // The same dump, as the kernel traced it.
+    assert!(o.sched_ext_dump.iter().any(|l| l.contains("triggered exit kind 1025")), "{:?}", o.sched_ext_dump);
+    assert!(f.report.contains("\n--- sched_ext dump ---\n"), "{}", f.report);
     // The watchdog, not the 20 s hold or the kernel's 30 s sched_ext
     // watchdog, ended the scenario.
     let stats = o.result.as_ref().and_then(|r| r.stats.as_ref()).expect("stats");

@@ -1,7 +1,8 @@
 //! The failure report: a header naming test, scheduler and topology, one
 //! detail line per reason, then sections in the order of the spec:
 //! `--- stats ---`, `--- diagnostics ---`, `--- timeline ---`,
-//! `--- scheduler log ---`, each only when it has something to say.
+//! `--- scheduler log ---`, `--- sched_ext dump ---`, each only when it
+//! has something to say.
 
 mod stats;
 mod timeline;
@@ -117,6 +118,12 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
     if !o.sched_log.is_empty() {
         s.push_str("\n--- scheduler log ---\n");
         for l in &o.sched_log {
+            let _ = writeln!(s, "{l}");
+        }
+    }
+    if !o.sched_ext_dump.is_empty() {
+        s.push_str("\n--- sched_ext dump ---\n");
+        for l in &o.sched_ext_dump {
             let _ = writeln!(s, "{l}");
         }
     }
