@@ -21,6 +21,7 @@
 pub mod cache;
 pub mod channel;
 pub mod check;
+pub mod crash;
 pub mod debian;
 pub mod guest;
 pub mod kernel;
