@@ -4,6 +4,7 @@
 //! filesystems, open the channel, read the plan, start the scheduler and
 //! wait for it to attach, run the test function, report, power off.
 
+pub mod map_write;
 mod mounts;
 mod reporter;
 mod scheduler;
