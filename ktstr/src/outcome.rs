@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::channel::{GuestMessage, Stage};
 use crate::check::{self, AssertResult, Checks};
+use crate::crash;
 use crate::vm::{VmExit, VmOutput};
 
 /// How far a run got, in the order a healthy run passes them.
@@ -45,6 +46,8 @@ pub struct RunOutcome {
     pub sched_log: Vec<String>,
     /// The kernel's `sched_ext_dump` trace lines, when the guest took them.
     pub sched_ext_dump: Vec<String>,
+    /// The one-line cause of a scheduler's error exit, when it had one.
+    pub bug_summary: Option<String>,
     /// `(status, during_payload)` when the scheduler process ended on its own.
     pub sched_exit: Option<(String, bool)>,
     /// When it died, into the payload.
@@ -69,6 +72,7 @@ impl RunOutcome {
             check_failures: Vec::new(),
             sched_log: Vec::new(),
             sched_ext_dump: Vec::new(),
+            bug_summary: None,
             sched_exit: None,
             sched_exit_at_ms: None,
             sched_attach_ms: None,
@@ -95,11 +99,12 @@ impl RunOutcome {
                     o.sched_exit = Some((status.clone(), *during_payload));
                     o.sched_exit_at_ms = *at_ms;
                 }
-                GuestMessage::SchedExtDumpTrace { text } => o.sched_ext_dump = sched_ext_dump_lines(text),
+                GuestMessage::SchedExtDumpTrace { text } => o.sched_ext_dump = crash::parse_sched_ext_dump_trace(text),
                 GuestMessage::TestResult(r) => o.result = Some(r.clone()),
                 GuestMessage::Exit { code } => o.guest_exit_code = Some(*code),
             }
         }
+        o.bug_summary = crash::bug_summary(&o.sched_log, &o.sched_ext_dump, &o.vm.console);
         if let Some(stats) = o.result.as_ref().and_then(|r| r.stats.as_ref()) {
             o.check_failures = check::evaluate(stats, checks);
         }
@@ -190,11 +195,6 @@ impl RunOutcome {
     pub fn passed(&self) -> bool {
         self.failure_reasons().is_empty()
     }
-}
-
-/// The `sched_ext_dump` records of a trace buffer's text, message only.
-fn sched_ext_dump_lines(trace: &str) -> Vec<String> {
-    trace.lines().filter_map(|l| l.split_once("sched_ext_dump: ").map(|(_, m)| m.to_string())).collect()
 }
 
 /// Outcomes of real runs, captured from VMs (console + channel bytes

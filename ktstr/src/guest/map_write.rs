@@ -13,15 +13,8 @@ use libbpf_rs::btf::{BtfType, TypeId};
 use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo, MapInfo, MapInfoIter, ProgInfoIter};
 use libbpf_rs::{Btf, MapCore, MapFlags, MapHandle, MapType};
 
-/// One write: into the map whose name ends with `map` (e.g. ".bss"), the
-/// variable `var` gets `value`, stored little endian in the variable's own
-/// size (1, 2, 4 or 8 bytes).
-#[derive(Clone, Debug)]
-pub struct MapWrite {
-    pub map: String,
-    pub var: String,
-    pub value: u64,
-}
+/// The write to make (the plan's type: the host says what, the guest does it).
+pub use crate::plan::MapWrite;
 
 /// Does the write and returns what was written where, in one line.
 pub fn apply(w: &MapWrite) -> Result<String> {

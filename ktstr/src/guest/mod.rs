@@ -65,6 +65,10 @@ fn run() -> i32 {
     reporter.send(&GuestMessage::Stage(Stage::PayloadStarted));
     let payload_start = std::time::Instant::now();
     let watch = sched.as_ref().map(|s| s.watch(reporter, payload_start));
+    if !plan.map_writes.is_empty() {
+        let writes = plan.map_writes.clone();
+        std::thread::spawn(move || apply_map_writes(&writes, reporter));
+    }
     let ctx = Ctx {
         test_name: plan.test_name.clone(),
         topology: plan.topology,
@@ -90,6 +94,24 @@ fn run() -> i32 {
         s.stop();
     }
     0
+}
+
+/// Once the workload runs (or, for a body that starts no scenario, after
+/// a few seconds at most), writes each value into the scheduler's maps; a
+/// write that cannot be made fails the test with the reason.
+fn apply_map_writes(writes: &[crate::plan::MapWrite], reporter: Reporter) {
+    use std::sync::atomic::Ordering;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !crate::scenario::WORKLOAD_RUNNING.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Let the workers reach the scheduler's paths first.
+    std::thread::sleep(Duration::from_millis(300));
+    for w in writes {
+        if let Err(e) = map_write::apply(w) {
+            reporter.error("bpf_map_write", format!("bpf_map_write {} {} = {}: {e:#}", w.map, w.var, w.value));
+        }
+    }
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -66,7 +66,9 @@ pub fn render_setup_failure(header: &ReportHeader, stage: &str, reason: &str) ->
 /// [`verbose_requested`]) adds diagnostics to every failure and shows the
 /// whole console instead of its tail.
 pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose: bool) -> String {
-    let mut s = header.line();
+    // A crash leads with its cause, before the header.
+    let mut s = o.bug_summary.as_ref().map(|b| format!("BUG SUMMARY: {b}\n")).unwrap_or_default();
+    s.push_str(&header.line());
     for r in reasons {
         for line in r.lines() {
             let _ = write!(s, "\n  {line}");
@@ -117,7 +119,7 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
     }
     if !o.sched_log.is_empty() {
         s.push_str("\n--- scheduler log ---\n");
-        for l in &o.sched_log {
+        for l in &crate::crash::collapse_cycles(&o.sched_log) {
             let _ = writeln!(s, "{l}");
         }
     }

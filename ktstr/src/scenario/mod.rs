@@ -30,6 +30,11 @@ pub use crate::check::AssertResult;
 use crate::topology::Topology;
 pub use crate::workload::WorkType;
 
+/// Set once a scenario's first workers are released: the guest waits for
+/// it before writing into the scheduler's maps (`bpf_map_write`), so a
+/// crash knob lands on a scheduler with work to do.
+pub static WORKLOAD_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A worker off CPU (and not sleeping on its own) for this long trips the
 /// work-conservation watchdog.
 pub const WATCHDOG_STUCK_MS: u64 = 2000;

@@ -47,6 +47,7 @@ pub fn execute_steps(ctx: &Ctx, steps: Vec<Step>) -> Result<AssertResult> {
         for g in run.groups.iter().filter(|g| fresh.contains(&&g.name)) {
             g.set.release();
         }
+        super::WORKLOAD_RUNNING.store(true, std::sync::atomic::Ordering::Release);
         if i == 0 {
             stats.setup_ms = run.setup_ms(ctx);
         }
