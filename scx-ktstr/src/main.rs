@@ -60,6 +60,12 @@ struct Opts {
     #[arg(long)]
     stall: bool,
 
+    /// The kernel's sched_ext watchdog: a runnable task not run for this
+    /// long ends the scheduler ("runnable task stall"). 0 keeps the
+    /// kernel's default (30 s).
+    #[arg(long, default_value_t = 0)]
+    timeout_ms: u32,
+
     /// Print libbpf's debug output (including verifier logs).
     #[arg(short, long)]
     verbose: bool,
@@ -101,6 +107,9 @@ fn main() -> Result<()> {
     let rodata = skel.maps.rodata_data.as_mut().unwrap();
     rodata.slice_ns = opts.slice_us() * NSEC_PER_USEC as u64;
     rodata.slow = opts.slow;
+    if opts.timeout_ms > 0 {
+        skel.struct_ops.ktstr_ops_mut().timeout_ms = opts.timeout_ms;
+    }
 
     let mut skel = scx_ops_load!(skel, ktstr_ops, uei)?;
     if opts.stall {
@@ -168,5 +177,7 @@ mod tests {
         let opts = Opts::try_parse_from(["scx-ktstr", "--slow", "--slice-us", "50"]).unwrap();
         assert_eq!(opts.slice_us(), 50);
         assert!(Opts::try_parse_from(["scx-ktstr", "--stall=1"]).is_err());
+        assert_eq!(Opts::try_parse_from(["scx-ktstr"]).unwrap().timeout_ms, 0);
+        assert_eq!(Opts::try_parse_from(["scx-ktstr", "--timeout-ms", "1000"]).unwrap().timeout_ms, 1000);
     }
 }

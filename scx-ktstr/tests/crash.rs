@@ -79,3 +79,32 @@ fn a_drifted_matcher_fails_with_the_pattern_and_an_excerpt() {
     assert!(msg.contains("expect_scx_bpf_error_contains \"a message the scheduler never printed\" not found"), "{msg}");
     assert!(msg.contains("triggered exit kind"), "the excerpt shows the real error: {msg}");
 }
+
+static BPF_STALL: BpfMapWrite = BpfMapWrite::new(".bss", "stall", 1);
+
+/// Workers never dispatched, and the kernel's own sched_ext watchdog set to
+/// 1 s (before ktstr's 2 s work-conservation watchdog would step in).
+#[ktstr_test(
+    scheduler = SCX_KTSTR,
+    cores = 2,
+    duration_s = 6,
+    extra_sched_args = ["--timeout-ms", "1000"],
+    bpf_map_write = BPF_STALL,
+)]
+#[ignore = "guest half of a_stall_is_summarized_with_the_kernel_watchdog_reason"]
+fn payload_kernel_watchdog_stall(ctx: &Ctx) -> Result<AssertResult> {
+    execute_defs(ctx, vec![CgroupDef::named("cg_stall").workers(2)])
+}
+
+#[test]
+fn a_stall_is_summarized_with_the_kernel_watchdog_reason() {
+    let entry = find_test("payload_kernel_watchdog_stall").expect("registered");
+    let f = run_ktstr_test_with(entry, &RunOptions::default()).expect_err("a stalled worker must end the scheduler");
+    eprintln!("{}", f.report);
+    let first = f.report.lines().next().unwrap_or("");
+    let summary =
+        regex::Regex::new(r"^BUG SUMMARY: runnable task stall \(ktstr-worker\[\d+\] failed to run for \d+\.\d+s\)$")
+            .unwrap();
+    assert!(summary.is_match(first), "{}", f.report);
+    assert!(f.reasons[0].starts_with("scheduler process died unexpectedly during workload ("), "{:?}", f.reasons);
+}
