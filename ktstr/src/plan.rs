@@ -18,6 +18,11 @@ pub struct GuestPlan {
     /// watches but does not signal the scheduler.
     #[serde(default)]
     pub repro: bool,
+    /// A payload still running this many seconds after it started is near
+    /// the VM's wall-clock limit: the guest asks the kernel for a sched_ext
+    /// dump (sysrq `D`) while it still can. 0: never.
+    #[serde(default)]
+    pub hang_dump_after_s: u64,
     /// Writes into the scheduler's BPF maps, applied once the workload runs.
     #[serde(default)]
     pub map_writes: Vec<MapWrite>,

@@ -62,7 +62,7 @@ fn payload_kills_scheduler(_ctx: &Ctx) -> Result<AssertResult> {
     Ok(AssertResult::pass())
 }
 
-#[ktstr_test(duration_s = 1)]
+#[ktstr_test(scheduler = SCX_KTSTR, duration_s = 1)]
 #[ignore = "guest half of guest_that_never_powers_off_hits_the_limit: never returns"]
 fn payload_hangs(_ctx: &Ctx) -> Result<AssertResult> {
     loop {
@@ -154,6 +154,14 @@ fn guest_that_never_powers_off_hits_the_limit() {
     assert_eq!(f.stage, "payload started but produced no test result");
     assert!(f.reasons[0].contains("wall-clock limit"), "{:?}", f.reasons);
     assert!(f.report.contains("--- diagnostics ---\nstage: payload started but produced no test result"));
+    // Before the kill, the guest took a dump on demand.
+    assert!(f.reasons.iter().any(|r| r.contains("took a sched_ext dump on demand")), "{:?}", f.reasons);
+    assert!(
+        outcome.sched_ext_dump.iter().any(|l| l.contains("ktstr scheduler state:")),
+        "{:?}",
+        outcome.sched_ext_dump
+    );
+    assert!(f.report.contains("\n--- sched_ext dump ---\n"), "{}", f.report);
 }
 
 #[test]

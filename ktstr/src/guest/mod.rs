@@ -65,6 +65,11 @@ fn run() -> i32 {
     reporter.send(&GuestMessage::Stage(Stage::PayloadStarted));
     let payload_start = std::time::Instant::now();
     let watch = sched.as_ref().map(|s| s.watch(reporter, payload_start));
+    let payload_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if sched.is_some() && plan.hang_dump_after_s > 0 {
+        let (done, after) = (payload_done.clone(), Duration::from_secs(plan.hang_dump_after_s));
+        std::thread::spawn(move || scheduler::dump_if_hung(&reporter, &done, after));
+    }
     if !plan.map_writes.is_empty() {
         let writes = plan.map_writes.clone();
         std::thread::spawn(move || apply_map_writes(&writes, reporter));
@@ -84,6 +89,7 @@ fn run() -> i32 {
         Ok(Err(e)) => AssertResult::fail(format!("test returned an error: {e:#}")),
         Err(p) => AssertResult::fail(format!("test panicked: {}", panic_text(&p))),
     };
+    payload_done.store(true, std::sync::atomic::Ordering::Relaxed);
     // A scheduler that died under the workload fails the test, whatever
     // the function said.
     if let (Some(s), Some(w)) = (sched.as_mut(), watch) {

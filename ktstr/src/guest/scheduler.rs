@@ -225,3 +225,30 @@ pub fn send_sched_ext_dump(reporter: &Reporter) {
         reporter.send(&GuestMessage::SchedExtDumpTrace { text });
     }
 }
+
+/// Before the VM's wall-clock limit kills a payload that never returns,
+/// asks the kernel for a dump on demand (sysrq `D`: the scheduler keeps
+/// running) and sends it, so a hang comes with the scheduler's state.
+pub fn dump_if_hung(reporter: &Reporter, done: &AtomicBool, after: Duration) {
+    std::thread::sleep(after);
+    if done.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Err(e) = std::fs::write("/proc/sysrq-trigger", "D") {
+        reporter.error(
+            "hang",
+            format!("payload still running after {}s; sysrq D for a sched_ext dump failed: {e}", after.as_secs()),
+        );
+        return;
+    }
+    // The dump is written from a work item; give it a moment.
+    std::thread::sleep(Duration::from_secs(1));
+    reporter.error(
+        "hang",
+        format!(
+            "payload still running {}s after it started: took a sched_ext dump on demand (sysrq D) before the VM limit",
+            after.as_secs()
+        ),
+    );
+    send_sched_ext_dump(reporter);
+}

@@ -178,6 +178,8 @@ fn prepare(
         duration_s: entry.duration_s,
         attach_timeout_s,
         repro: false,
+        // Within the limit below: the payload starts after boot and attach.
+        hang_dump_after_s: if entry.scheduler.is_some() { 2 * entry.duration_s + 5 } else { 0 },
         map_writes: entry.bpf_map_writes.iter().map(|w| w.to_plan()).collect(),
     };
     let run_dir = new_run_dir(entry.name).map_err(|e| ("run directory", e))?;
