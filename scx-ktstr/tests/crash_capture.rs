@@ -17,20 +17,10 @@ use ktstr::outcome::RunOutcome;
 use ktstr::prelude::*;
 use ktstr::test_support::{find_test, run_ktstr_test_with, RunOptions};
 
-const TRACING: &str = "/sys/kernel/tracing";
+mod common;
+use common::scheduler_pid;
 
-/// The pid of the guest's only `scx-ktstr` process.
-fn scheduler_pid() -> Result<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc")?.flatten() {
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if let (true, Ok(pid)) = (comm.trim() == "scx-ktstr", entry.file_name().to_string_lossy().parse()) {
-            pids.push(pid);
-        }
-    }
-    ensure!(pids.len() == 1, "found scx-ktstr processes {pids:?}, want exactly one");
-    Ok(pids[0])
-}
+const TRACING: &str = "/sys/kernel/tracing";
 
 fn enable_dump_event() -> Result<()> {
     let path = format!("{TRACING}/events/sched_ext/sched_ext_dump/enable");

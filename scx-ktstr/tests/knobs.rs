@@ -3,7 +3,6 @@
 //! ignored on their own, run here with the knob's flag through
 //! `run_ktstr_test_with`.
 
-use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,40 +11,8 @@ use ktstr::outcome::RunOutcome;
 use ktstr::prelude::*;
 use ktstr::test_support::{find_test, run_ktstr_test_with, KtstrFailure, RunOptions};
 
-/// The pid of the guest's only `scx-ktstr` process.
-fn scheduler_pid() -> Result<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc")?.flatten() {
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if let (true, Ok(pid)) = (comm.trim() == "scx-ktstr", entry.file_name().to_string_lossy().parse()) {
-            pids.push(pid);
-        }
-    }
-    ensure!(pids.len() == 1, "found scx-ktstr processes {pids:?}, want exactly one");
-    Ok(pids[0])
-}
-
-/// Nanoseconds `pid` has spent on a CPU (first field of schedstat).
-fn run_ns(pid: i32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
-    Ok(stat.split_whitespace().next().unwrap_or_default().parse()?)
-}
-
-/// Forks a child that names itself `comm` and spins until killed.
-fn spawn_spinner(comm: &CStr) -> Result<i32> {
-    // SAFETY: the child only calls prctl(2) and spins: nothing that the
-    // other threads of this process could have left locked.
-    match unsafe { libc::fork() } {
-        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
-        0 => unsafe {
-            libc::prctl(libc::PR_SET_NAME, comm.as_ptr());
-            loop {
-                std::hint::spin_loop();
-            }
-        },
-        pid => Ok(pid),
-    }
-}
+mod common;
+use common::{run_ns, scheduler_pid, spawn_spinner};
 
 /// A spinner must run at least this much of a 1 s window to count as running.
 const RUNNING_NS: u64 = 250_000_000;

@@ -2,7 +2,6 @@
 //! inside the guest: found by name through the map's BTF, at the right
 //! offset, with errors that list what exists.
 
-use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +10,9 @@ use ktstr::guest::map_write::{apply, read, MapWrite};
 use ktstr::prelude::*;
 use ktstr::test_support::{find_test, run_ktstr_test_with, RunOptions};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
+
+mod common;
+use common::spawn_spinner;
 
 fn bss(var: &str, value: u64) -> MapWrite {
     MapWrite { map: ".bss".into(), var: var.into(), value }
@@ -95,22 +97,6 @@ fn bad_writes_name_what_exists(_ctx: &Ctx) -> Result<AssertResult> {
     // None of these may have reached the scheduler.
     r.check(read(".bss", "crash")? == 0, || "a failed write changed `crash`".into());
     Ok(r)
-}
-
-/// Forks a child that names itself `comm` and spins until killed.
-fn spawn_spinner(comm: &CStr) -> Result<i32> {
-    // SAFETY: the child only calls prctl(2) and spins: nothing that the
-    // other threads of this process could have left locked.
-    match unsafe { libc::fork() } {
-        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
-        0 => unsafe {
-            libc::prctl(libc::PR_SET_NAME, comm.as_ptr());
-            loop {
-                std::hint::spin_loop();
-            }
-        },
-        pid => Ok(pid),
-    }
 }
 
 /// Nanoseconds `pid` has spent on a CPU (first field of schedstat).

@@ -1,0 +1,41 @@
+//! Guest-side helpers shared by the VM tests of this crate.
+#![allow(dead_code)] // each test file uses some of them
+
+use std::ffi::CStr;
+
+use ktstr::prelude::*;
+
+/// The pid of the guest's only `scx-ktstr` process.
+pub fn scheduler_pid() -> Result<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if let (true, Ok(pid)) = (comm.trim() == "scx-ktstr", entry.file_name().to_string_lossy().parse()) {
+            pids.push(pid);
+        }
+    }
+    ensure!(pids.len() == 1, "found scx-ktstr processes {pids:?}, want exactly one");
+    Ok(pids[0])
+}
+
+/// Nanoseconds `pid` has spent on a CPU (first field of schedstat).
+pub fn run_ns(pid: i32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
+    Ok(stat.split_whitespace().next().unwrap_or_default().parse()?)
+}
+
+/// Forks a child that names itself `comm` and spins until killed.
+pub fn spawn_spinner(comm: &CStr) -> Result<i32> {
+    // SAFETY: the child only calls prctl(2) and spins: nothing that the
+    // other threads of this process could have left locked.
+    match unsafe { libc::fork() } {
+        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
+        0 => unsafe {
+            libc::prctl(libc::PR_SET_NAME, comm.as_ptr());
+            loop {
+                std::hint::spin_loop();
+            }
+        },
+        pid => Ok(pid),
+    }
+}
