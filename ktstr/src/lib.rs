@@ -18,6 +18,7 @@
 //! `check::AssertResult`); none of those modules imports the channel, the
 //! guest runtime or anything host-side.
 
+pub mod artifacts;
 pub mod cache;
 pub mod channel;
 pub mod check;

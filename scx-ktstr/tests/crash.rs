@@ -73,7 +73,33 @@ fn crash_report_has_every_section() {
 #[test]
 fn a_drifted_matcher_fails_with_the_pattern_and_an_excerpt() {
     let entry = find_test("crash_regression_drifted").expect("registered");
+    // This test process's own artifact directory (nextest runs each test
+    // in a process of its own).
+    let out = std::env::temp_dir().join(format!("ktstr-artifacts-test-{}", std::process::id()));
+    std::env::set_var(ktstr::artifacts::OUTPUT_DIR_ENV, &out);
     let panic = std::panic::catch_unwind(|| run_ktstr_test(entry)).expect_err("a missed matcher fails the test");
+    // Artifacts: the stats sidecar and the failure dump, side by side.
+    let kernel_dir = std::fs::read_dir(&out).unwrap().next().expect("a run directory per kernel").unwrap().path();
+    let files: Vec<String> = std::fs::read_dir(&kernel_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let stem = files.iter().find_map(|f| f.strip_suffix(".ktstr.json")).expect("stats sidecar");
+    assert!(regex::Regex::new(r"^crash_regression_drifted-[0-9a-f]{16}$").unwrap().is_match(stem), "{files:?}");
+    assert!(files.contains(&format!("{stem}.failure-dump.json")), "{files:?}");
+    let read = |f: String| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(kernel_dir.join(f)).unwrap()).unwrap()
+    };
+    let stats = read(format!("{stem}.ktstr.json"));
+    assert_eq!((stats["passed"].as_bool(), stats["expected_failure"].as_bool()), (Some(false), Some(true)));
+    assert!(stats["bug_summary"].as_str().unwrap_or("").contains("host-triggered crash"), "{stats}");
+    let dump = read(format!("{stem}.failure-dump.json"));
+    assert_eq!(dump["schema"], "single");
+    assert!(
+        dump["sdt_alloc_unavailable"].as_str().unwrap().starts_with("test failed at stage `result received`"),
+        "{dump}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
     let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("failed, but not as pinned"), "{msg}");
     assert!(msg.contains("expect_scx_bpf_error_contains \"a message the scheduler never printed\" not found"), "{msg}");

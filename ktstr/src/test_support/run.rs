@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::KtstrTestEntry;
+use crate::artifacts::{Artifacts, Variant};
 use crate::kernel::{self, KernelImage, SchedExtSupport};
 use crate::outcome::RunOutcome;
 use crate::plan::{GuestPlan, SchedulerLaunch};
@@ -40,7 +41,14 @@ pub struct KtstrFailure {
 /// Runs a test in a VM and panics with the full report if it fails (or,
 /// for `expect_err` tests, if it does not fail as pinned).
 pub fn run_ktstr_test(entry: &KtstrTestEntry) {
+    let artifacts = artifacts_for(entry);
+    if let Some((a, _)) = &artifacts {
+        a.clear();
+    }
     let res = run_ktstr_test_with(entry, &RunOptions::default());
+    if let Some((a, v)) = &artifacts {
+        record(a, &v.borrow(), entry, &res);
+    }
     if entry.expect_err {
         return expect_failure(entry, res);
     }
@@ -53,7 +61,65 @@ pub fn run_ktstr_test(entry: &KtstrTestEntry) {
         if let Some(dir) = &f.run_dir {
             eprintln!("run directory kept: {}", dir.display());
         }
+        if let Some((a, _)) = artifacts.as_ref().filter(|(a, _)| a.dump_path().exists()) {
+            eprintln!("failure dump: {}", a.dump_path().display());
+        }
         panic!("ktstr_test '{}' failed: {}", entry.name, f.reasons.first().map(String::as_str).unwrap_or("see report"));
+    }
+}
+
+/// The variant of `entry` as `#[test]` runs it, on the kernel it will get.
+fn artifacts_for(entry: &KtstrTestEntry) -> Option<(Artifacts, OwnedVariant)> {
+    let kernel = kernel::resolve(None).ok()?;
+    let v = OwnedVariant {
+        test: entry.name,
+        scheduler: entry.scheduler.map(|s| s.name),
+        sched_args: entry
+            .scheduler
+            .map(|s| s.args.iter().chain(entry.extra_sched_args).map(|a| a.to_string()).collect())
+            .unwrap_or_default(),
+        topology: entry.topology.to_string(),
+        kernel_release: kernel.release,
+    };
+    Some((Artifacts::new(&v.borrow()), v))
+}
+
+struct OwnedVariant {
+    test: &'static str,
+    scheduler: Option<&'static str>,
+    sched_args: Vec<String>,
+    topology: String,
+    kernel_release: String,
+}
+
+impl OwnedVariant {
+    fn borrow(&self) -> Variant<'_> {
+        Variant {
+            test: self.test,
+            scheduler: self.scheduler,
+            sched_args: &self.sched_args,
+            topology: &self.topology,
+            kernel_release: &self.kernel_release,
+        }
+    }
+}
+
+/// Writes the stats sidecar of a run that reached a VM and, if it failed,
+/// its failure dump. A test that pins a failure still gets both (the
+/// sidecar says it was expected). Trouble writing is a warning: the
+/// verdict stands.
+fn record(a: &Artifacts, v: &Variant, entry: &KtstrTestEntry, res: &Result<RunOutcome, KtstrFailure>) {
+    let (outcome, reasons, stage) = match res {
+        Ok(o) => (o, Vec::new(), String::new()),
+        Err(KtstrFailure { outcome: Some(o), reasons, stage, .. }) => (o.as_ref(), reasons.clone(), stage.clone()),
+        Err(_) => return,
+    };
+    let mut written = a.write_stats(v, outcome, &reasons, entry.expect_err);
+    if !reasons.is_empty() {
+        written = written.and_then(|_| a.write_failure_dump(v, &stage, outcome.sched_attach_ms.is_some()));
+    }
+    if let Err(e) = written {
+        eprintln!("ktstr: warning: writing artifacts under {}: {e:#}", a.dir.display());
     }
 }
 
