@@ -12,7 +12,7 @@ use ktstr::test_support::{find_test, run_ktstr_test_with, RunOptions};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
 mod common;
-use common::spawn_spinner;
+use common::spinners_run_ns;
 
 fn bss(var: &str, value: u64) -> MapWrite {
     MapWrite { map: ".bss".into(), var: var.into(), value }
@@ -99,12 +99,6 @@ fn bad_writes_name_what_exists(_ctx: &Ctx) -> Result<AssertResult> {
     Ok(r)
 }
 
-/// Nanoseconds `pid` has spent on a CPU (first field of schedstat).
-fn run_ns(pid: i32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
-    Ok(stat.split_whitespace().next().unwrap_or_default().parse()?)
-}
-
 #[ktstr_test(scheduler = SCX_KTSTR)]
 fn writing_stall_lands_on_stall(_ctx: &Ctx) -> Result<AssertResult> {
     let mut r = AssertResult::pass();
@@ -131,18 +125,9 @@ fn writing_stall_lands_on_stall(_ctx: &Ctx) -> Result<AssertResult> {
     }
     // The scheduler itself reads the byte it calls `stall`: a ktstr-worker
     // is parked, any other task runs.
-    let worker = spawn_spinner(c"ktstr-worker")?;
-    let other = spawn_spinner(c"spin-other")?;
-    std::thread::sleep(Duration::from_millis(1500));
-    let before = (run_ns(worker)?, run_ns(other)?);
-    std::thread::sleep(Duration::from_secs(1));
-    let after = (run_ns(worker)?, run_ns(other)?);
-    for pid in [worker, other] {
-        // SAFETY: plain kill(2) on our own children.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-    println!("in 1 s: ktstr-worker ran {} ns, spin-other {} ns", after.0 - before.0, after.1 - before.1);
-    r.check(after.0 == before.0, || format!("ktstr-worker ran {} ns in 1 s with stall = 1", after.0 - before.0));
-    r.check(after.1 - before.1 >= 250_000_000, || format!("spin-other ran only {} ns in 1 s", after.1 - before.1));
+    let (worker_ns, other_ns) = spinners_run_ns()?;
+    println!("in 1 s: ktstr-worker ran {} ns, spin-other {} ns", worker_ns, other_ns);
+    r.check(worker_ns == 0, || format!("ktstr-worker ran {} ns in 1 s with stall = 1", worker_ns));
+    r.check(other_ns >= 250_000_000, || format!("spin-other ran only {} ns in 1 s", other_ns));
     Ok(r)
 }

@@ -39,3 +39,21 @@ pub fn spawn_spinner(comm: &CStr) -> Result<i32> {
         pid => Ok(pid),
     }
 }
+
+/// Forks a `ktstr-worker` and a `spin-other` spinner, lets the scheduler
+/// settle (1.5 s: time for a first slice to run out), then returns how
+/// many ns each ran in the next second. Both are killed afterwards (a
+/// stalled one dies once the scheduler detaches).
+pub fn spinners_run_ns() -> Result<(u64, u64)> {
+    let worker = spawn_spinner(c"ktstr-worker")?;
+    let other = spawn_spinner(c"spin-other")?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = (run_ns(worker)?, run_ns(other)?);
+    std::thread::sleep(Duration::from_secs(1));
+    let after = (run_ns(worker)?, run_ns(other)?);
+    for pid in [worker, other] {
+        // SAFETY: plain kill(2) on our own children.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    Ok((after.0 - before.0, after.1 - before.1))
+}
