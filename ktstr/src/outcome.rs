@@ -59,6 +59,8 @@ pub struct RunOutcome {
     pub guest_exit_code: Option<i32>,
     /// `Kernel panic - not syncing: ...` line from the console, if any.
     pub kernel_panic: Option<String>,
+    /// The kernel's oops or panic, with its console excerpt.
+    pub kernel_crash: Option<crash::KernelCrash>,
     pub vm: VmOutput,
 }
 
@@ -82,6 +84,7 @@ impl RunOutcome {
                 .console
                 .lines()
                 .find_map(|l| l.split_once("Kernel panic - not syncing:").map(|(_, m)| m.trim().to_string())),
+            kernel_crash: crash::kernel_crash(&vm.console),
             vm,
         };
         let (mut sched_started, mut payload_started) = (false, false);
@@ -104,7 +107,13 @@ impl RunOutcome {
                 GuestMessage::Exit { code } => o.guest_exit_code = Some(*code),
             }
         }
-        o.bug_summary = crash::bug_summary(&o.sched_log, &o.sched_ext_dump, &o.vm.console);
+        // A kernel crash ends everything after it: it is the cause even
+        // when a scheduler error came first and set it off.
+        o.bug_summary = o
+            .kernel_crash
+            .as_ref()
+            .map(|k| k.summary.clone())
+            .or_else(|| crash::bug_summary(&o.sched_log, &o.sched_ext_dump, &o.vm.console));
         if let Some(stats) = o.result.as_ref().and_then(|r| r.stats.as_ref()) {
             o.check_failures = check::evaluate(stats, checks);
         }

@@ -171,6 +171,11 @@ fn kernel_panic_is_reported() {
     assert!(matches!(outcome.vm.exit, VmExit::Exited { .. }), "QEMU must exit on panic, not time out");
     assert_eq!(f.stage, "payload started but produced no test result");
     assert!(f.reasons.iter().any(|r| r.starts_with("guest kernel panicked: sysrq triggered crash")), "{:?}", f.reasons);
+    // The panic leads the report, and its call trace is shown whatever
+    // the console tail holds.
+    assert!(f.report.starts_with("BUG SUMMARY: kernel panic (sysrq triggered crash)\n"), "{}", f.report);
+    let crash = &f.report[f.report.find("\nkernel crash:\n").expect("a kernel crash excerpt")..];
+    assert!(crash.contains(" sysrq_handle_crash+0x"), "{}", f.report);
 }
 
 #[test]

@@ -14,12 +14,14 @@
 //! indented `function+0xoff/0xlen` per frame.
 
 mod collapse;
+mod oops;
 mod trace;
 
 #[cfg(test)]
 mod tests;
 
 pub use collapse::collapse_cycles;
+pub use oops::{kernel_crash, KernelCrash};
 pub use trace::parse_sched_ext_dump_trace;
 
 /// Reasons of orderly exits: the loader detaching at the end of a run

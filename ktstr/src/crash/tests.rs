@@ -236,6 +236,8 @@ fn garbage_never_panics_and_stays_linear() {
         "a\nb\n".repeat(mb / 16),
         "a\nb\nc\nd\ne\nf\ng\nh\ni\n".repeat(mb / 72),
         format!("{}:\n  r\n", "p[1] triggered exit kind 1025".repeat(mb / 30)),
+        "[ 1.0] BUG: x\n[ 1.1] Oops: 0000 [#1]\n".repeat(mb / 40),
+        format!("{}[ 2.0] Kernel panic - not syncing: x\n", "[ 1.0] RIP: 0010:\n".repeat(mb / 20)),
     ];
     for text in &inputs {
         let start = Instant::now();
@@ -244,7 +246,23 @@ fn garbage_never_panics_and_stays_linear() {
         let _ = exit_backtrace(&ls);
         let _ = collapse_cycles(&ls);
         let _ = parse_sched_ext_dump_trace(text);
+        let _ = kernel_crash(text);
         let took = start.elapsed();
         assert!(took < Duration::from_secs(5), "{took:?} on {:?}...", text.chars().take(40).collect::<String>());
     }
+}
+
+const PANIC_CONSOLE: &str = include_str!("../../tests/fixtures/runs/kernel_panic/console.log");
+
+#[test]
+fn kernel_crash_reads_a_panic_and_keeps_its_trace() {
+    let k = kernel_crash(PANIC_CONSOLE).expect("the capture panicked");
+    assert_eq!(k.summary, "kernel panic (sysrq triggered crash)");
+    assert!(k.excerpt[0].ends_with("Kernel panic - not syncing: sysrq triggered crash"), "{:?}", k.excerpt);
+    assert!(k.excerpt.iter().any(|l| l.ends_with(" sysrq_handle_crash+0x1a/0x20")), "{:?}", k.excerpt);
+    assert!(k.excerpt.last().unwrap().contains("] Kernel Offset: "), "{:?}", k.excerpt);
+    // A console that never crashed, and the warnings a kernel survives.
+    let quiet: String = PANIC_CONSOLE.lines().take_while(|l| !l.contains("sysrq")).map(|l| format!("{l}\n")).collect();
+    assert_eq!(kernel_crash(&quiet), None);
+    assert_eq!(kernel_crash(&format!("{quiet}[   22.1] BUG: soft lockup - CPU#1 stuck for 22s! [init:1]\n")), None);
 }

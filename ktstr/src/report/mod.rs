@@ -104,6 +104,14 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
         if !o.vm.qemu_log.trim().is_empty() {
             let _ = writeln!(s, "qemu: {}", o.vm.qemu_log.trim());
         }
+        // The crash itself, wherever it is in the console: a tail may have
+        // scrolled past it (nested faults, a long call trace).
+        if let Some(k) = &o.kernel_crash {
+            let _ = writeln!(s, "kernel crash:");
+            for l in &k.excerpt {
+                let _ = writeln!(s, "  {l}");
+            }
+        }
         let tail = if verbose { usize::MAX } else { CONSOLE_TAIL };
         let lines: Vec<&str> = o.vm.console.lines().collect();
         let from = lines.len().saturating_sub(tail);
