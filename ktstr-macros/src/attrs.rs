@@ -6,7 +6,7 @@ use syn::{Expr, ExprArray, ExprLit, Lit, LitInt, LitStr, Meta, Path, Token};
 
 const KNOWN: &str = "numa_nodes, llcs, cores, threads, memory_mb, duration_s, scheduler, extra_sched_args, \
                      not_starved, max_gap_ms, max_spread_pct, min_iteration_rate, bpf_map_write, expect_err, \
-                     expect_scx_bpf_error_contains, expect_scx_bpf_error_matches";
+                     expect_scx_bpf_error_contains, expect_scx_bpf_error_matches, auto_repro";
 
 pub struct TestAttrs {
     pub numa_nodes: u32,
@@ -28,6 +28,8 @@ pub struct TestAttrs {
     pub expect_err: bool,
     pub expect_contains: Option<LitStr>,
     pub expect_matches: Option<LitStr>,
+    /// Replay a scheduler crash in a second VM with probes (default on).
+    pub auto_repro: bool,
     /// Where the topology attributes were written, for cross-field errors.
     topo_span: Option<proc_macro2::Span>,
 }
@@ -51,6 +53,7 @@ impl Default for TestAttrs {
             expect_err: false,
             expect_contains: None,
             expect_matches: None,
+            auto_repro: true,
             topo_span: None,
         }
     }
@@ -100,6 +103,7 @@ impl Parse for TestAttrs {
                 "min_iteration_rate" => a.min_iteration_rate = Some(number(v, &key)?),
                 "bpf_map_write" => a.bpf_map_write = paths(v, &key)?,
                 "expect_err" => a.expect_err = boolean(v, &key)?,
+                "auto_repro" => a.auto_repro = boolean(v, &key)?,
                 "expect_scx_bpf_error_contains" => a.expect_contains = Some(pattern(v, &key, false)?),
                 "expect_scx_bpf_error_matches" => a.expect_matches = Some(pattern(v, &key, true)?),
                 _ => {

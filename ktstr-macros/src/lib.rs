@@ -52,6 +52,7 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
     let max_spread_pct = opt(a.max_spread_pct.map(|n| quote!(#n)));
     let min_iteration_rate = opt(a.min_iteration_rate.map(|n| quote!(#n)));
     let expect_err = a.expect_err;
+    let auto_repro = a.auto_repro;
     let expect_contains = opt(a.expect_contains.as_ref().map(|s| quote!(#s)));
     let expect_matches = opt(a.expect_matches.as_ref().map(|s| quote!(#s)));
     let map_writes = &a.bpf_map_write;
@@ -82,6 +83,7 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
             },
             bpf_map_writes: &[#(&#map_writes),*],
             expect_err: #expect_err,
+            auto_repro: #auto_repro,
             expect_scx_bpf_error: ::ktstr::check::ErrorMatchers {
                 contains: #expect_contains,
                 matches: #expect_matches,

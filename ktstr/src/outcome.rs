@@ -61,6 +61,8 @@ pub struct RunOutcome {
     pub kernel_panic: Option<String>,
     /// The kernel's oops or panic, with its console excerpt.
     pub kernel_crash: Option<crash::KernelCrash>,
+    /// Auto-repro's probe trail (a repro VM's run only).
+    pub probe_trail: Option<crate::probe::ProbeTrail>,
     pub vm: VmOutput,
 }
 
@@ -85,6 +87,7 @@ impl RunOutcome {
                 .lines()
                 .find_map(|l| l.split_once("Kernel panic - not syncing:").map(|(_, m)| m.trim().to_string())),
             kernel_crash: crash::kernel_crash(&vm.console),
+            probe_trail: None,
             vm,
         };
         let (mut sched_started, mut payload_started) = (false, false);
@@ -105,6 +108,7 @@ impl RunOutcome {
                 GuestMessage::SchedExtDumpTrace { text } => o.sched_ext_dump = crash::parse_sched_ext_dump_trace(text),
                 GuestMessage::TestResult(r) => o.result = Some(r.clone()),
                 GuestMessage::Exit { code } => o.guest_exit_code = Some(*code),
+                GuestMessage::ProbeTrail(t) => o.probe_trail = Some((**t).clone()),
             }
         }
         // A kernel crash ends everything after it: it is the cause even

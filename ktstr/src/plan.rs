@@ -26,6 +26,9 @@ pub struct GuestPlan {
     /// Writes into the scheduler's BPF maps, applied once the workload runs.
     #[serde(default)]
     pub map_writes: Vec<MapWrite>,
+    /// Auto-repro's probes, attached once the scheduler has attached.
+    #[serde(default)]
+    pub probes: Option<crate::probe::ProbePlan>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

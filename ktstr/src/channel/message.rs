@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::AssertResult;
+use crate::probe::ProbeTrail;
 
 /// How far the guest runtime got. Sent as each stage is reached, so the
 /// host can name the last one when a run ends early.
@@ -52,6 +53,8 @@ pub enum GuestMessage {
     },
     /// The test function's verdict.
     TestResult(AssertResult),
+    /// Auto-repro's probe trail, once the scheduler has exited.
+    ProbeTrail(Box<ProbeTrail>),
     /// The guest runtime is about to power off with this exit code.
     Exit {
         code: i32,

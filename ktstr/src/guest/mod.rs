@@ -6,6 +6,7 @@
 
 pub mod map_write;
 mod mounts;
+mod probe;
 mod reporter;
 mod scheduler;
 
@@ -62,6 +63,9 @@ fn run() -> i32 {
         }
     }
 
+    // Auto-repro's probes go on before the workload, so the path to the
+    // crash is recorded from its start.
+    let probes = plan.probes.as_ref().filter(|_| sched.is_some()).map(probe::start);
     reporter.send(&GuestMessage::Stage(Stage::PayloadStarted));
     let payload_start = std::time::Instant::now();
     let watch = sched.as_ref().map(|s| s.watch(reporter, payload_start));
@@ -94,6 +98,9 @@ fn run() -> i32 {
     // the function said.
     if let (Some(s), Some(w)) = (sched.as_mut(), watch) {
         s.check_alive_after_payload(&reporter, w, payload_start);
+    }
+    if let Some(p) = probes {
+        reporter.send(&GuestMessage::ProbeTrail(Box::new(p.finish())));
     }
     reporter.send(&GuestMessage::TestResult(verdict));
     if let Some(s) = sched {

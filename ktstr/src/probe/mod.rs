@@ -144,6 +144,9 @@ pub struct Pipeline {
     pub unmatched: u64,
     /// Events captured in all (before stitching).
     pub events_captured: u64,
+    /// Events the ring buffer had no room for.
+    #[serde(default)]
+    pub events_lost: u64,
 }
 
 /// What the repro VM's guest sends once the scheduler has exited.

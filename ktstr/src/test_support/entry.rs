@@ -24,6 +24,9 @@ pub struct KtstrTestEntry {
     /// The test pins a failure: it passes only if the run fails (and the
     /// matchers, if any, hit).
     pub expect_err: bool,
+    /// A scheduler crash is replayed in a second VM with probes on its
+    /// path (never for `expect_err` tests: the crash is known).
+    pub auto_repro: bool,
     pub expect_scx_bpf_error: ErrorMatchers,
 }
 

@@ -3,13 +3,15 @@
 //! [`KtstrFailure`] that says how far the run got.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::KtstrTestEntry;
 use crate::artifacts::{Artifacts, Variant};
 use crate::kernel::{self, KernelImage, SchedExtSupport};
 use crate::outcome::RunOutcome;
 use crate::plan::{GuestPlan, SchedulerLaunch};
+use crate::probe::ProbePlan;
+use crate::repro;
 use crate::report::{self, ReportHeader};
 use crate::vm::{self, initramfs, Accel, VmSpec};
 
@@ -23,6 +25,10 @@ pub struct RunOptions {
     pub extra_sched_args: Option<Vec<String>>,
     /// Replaces the derived boot deadline (time for init to say hello).
     pub boot_deadline: Option<Duration>,
+    /// Overrides the entry's `auto_repro`.
+    pub auto_repro: Option<bool>,
+    /// Makes the repro VM's trigger fail to attach (the no-trigger path).
+    pub break_repro_trigger: bool,
 }
 
 /// A failed run: where it stopped, why, and the rendered report.
@@ -36,6 +42,8 @@ pub struct KtstrFailure {
     pub outcome: Option<Box<RunOutcome>>,
     /// Run directory kept for inspection (console log, channel, initrd).
     pub run_dir: Option<PathBuf>,
+    /// The auto-repro VM's outcome, when one ran.
+    pub repro: Option<Box<RunOutcome>>,
 }
 
 /// Runs a test in a VM and panics with the full report if it fails (or,
@@ -167,11 +175,12 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
             reasons: vec![reason],
             outcome: None,
             run_dir: None,
+            repro: None,
         }
     };
     entry.topology.validate().map_err(|e| setup_fail("topology", anyhow::anyhow!(e)))?;
     let kernel = kernel::resolve(opts.kernel.as_deref()).map_err(|e| setup_fail("kernel lookup", e.into()))?;
-    let spec = prepare(entry, opts, &kernel).map_err(|(stage, e)| setup_fail(stage, e))?;
+    let spec = prepare(entry, opts, &kernel, None).map_err(|(stage, e)| setup_fail(stage, e))?;
     let vm_out = vm::run(&spec).map_err(|e| setup_fail("starting QEMU", e))?;
     let outcome = RunOutcome::from_vm(vm_out, &entry.checks());
     let reasons = outcome.failure_reasons();
@@ -183,13 +192,47 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
         }
         return Ok(outcome);
     }
+    let mut report = report::render(&header, &outcome, &reasons, report::verbose_requested());
+    let mut repro_outcome = None;
+    let wanted = opts.auto_repro.unwrap_or(entry.auto_repro) && !entry.expect_err;
+    if let Some(mut plan) = repro::plan_for(&outcome).filter(|_| wanted) {
+        plan.break_trigger = opts.break_repro_trigger;
+        let (section, r) = run_repro(entry, opts, &kernel, &outcome, plan);
+        report.push_str(&section);
+        repro_outcome = r;
+    }
     Err(KtstrFailure {
         stage: outcome.stage.to_string(),
-        report: report::render(&header, &outcome, &reasons, report::verbose_requested()),
+        report,
         reasons,
         outcome: Some(Box::new(outcome)),
         run_dir: Some(spec.run_dir),
+        repro: repro_outcome.map(Box::new),
     })
+}
+
+/// The second VM: the same test, kernel and map writes, in repro mode
+/// with probes; returns the `--- auto-repro ---` section.
+fn run_repro(
+    entry: &KtstrTestEntry,
+    opts: &RunOptions,
+    kernel: &KernelImage,
+    primary: &RunOutcome,
+    plan: ProbePlan,
+) -> (String, Option<RunOutcome>) {
+    let started = Instant::now();
+    let run = prepare(entry, opts, kernel, Some(plan))
+        .map_err(|(stage, e)| format!("{stage}: {e:#}"))
+        .and_then(|spec| {
+            let out = vm::run(&spec).map_err(|e| format!("starting QEMU: {e:#}"));
+            let _ = std::fs::remove_dir_all(&spec.run_dir);
+            out
+        })
+        .map(|vm_out| RunOutcome::from_vm(vm_out, &entry.checks()));
+    match run {
+        Ok(r) => (repro::render(primary, Ok(&r), started.elapsed()), Some(r)),
+        Err(why) => (repro::render(primary, Err(&why), started.elapsed()), None),
+    }
 }
 
 fn header(entry: &KtstrTestEntry) -> ReportHeader<'static> {
@@ -197,10 +240,12 @@ fn header(entry: &KtstrTestEntry) -> ReportHeader<'static> {
 }
 
 /// Everything up to the QEMU command: checks, initramfs, plan, limits.
+/// `probes` makes it auto-repro's second VM: repro mode, probes attached.
 fn prepare(
     entry: &KtstrTestEntry,
     opts: &RunOptions,
     kernel: &KernelImage,
+    probes: Option<ProbePlan>,
 ) -> Result<VmSpec, (&'static str, anyhow::Error)> {
     let mut sched_bin = None;
     let mut launch = None;
@@ -243,10 +288,11 @@ fn prepare(
         scheduler: launch,
         duration_s: entry.duration_s,
         attach_timeout_s,
-        repro: false,
+        repro: probes.is_some(),
         // Within the limit below: the payload starts after boot and attach.
         hang_dump_after_s: if entry.scheduler.is_some() { 2 * entry.duration_s + 5 } else { 0 },
         map_writes: entry.bpf_map_writes.iter().map(|w| w.to_plan()).collect(),
+        probes,
     };
     let run_dir = new_run_dir(entry.name).map_err(|e| ("run directory", e))?;
     let initrd = run_dir.join("initrd.cpio");

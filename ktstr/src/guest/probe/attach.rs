@@ -1,0 +1,258 @@
+//! Loading and attaching probe.bpf.c's programs.
+//!
+//! The object is opened several times: a base instance owns the maps and
+//! the kprobe program (one program, one link per kernel function, the
+//! function id as the attach cookie); fentry/fexit programs need their
+//! target before load, so each batch of [`SLOTS`] targets is one more
+//! instance reusing the base's maps; the trigger gets an instance of its
+//! own, so a kernel without `sched_ext_exit` costs only the trigger. A
+//! batch that fails to load is retried one target at a time, so one bad
+//! target is named and dropped rather than taking its batch with it.
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd};
+
+use anyhow::{Context, Result};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{KprobeOpts, Link, MapCore, MapFlags, MapHandle, OpenObject, ProgramHandle};
+
+use super::btf::{MAX_ARGS, MAX_FIELDS};
+use super::Target;
+use crate::probe::{FuncKind, Pipeline, TriggerStatus};
+
+#[allow(clippy::all, dead_code, non_camel_case_types, non_snake_case, unused_qualifications)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/probe_skel.rs"));
+}
+use skel::{OpenProbeSkel, ProbeSkel, ProbeSkelBuilder};
+
+/// fentry/fexit slots per instance (probe.bpf.c's KTSTR_PROBE_SLOTS).
+const SLOTS: usize = 4;
+/// The tracepoint the trigger attaches to.
+const TRIGGER_TP: &str = "sched_ext_exit";
+
+/// Indices into the `stats` map (probe.h's `enum ktstr_probe_stat`).
+const STAT_EVENTS: u32 = 0;
+const STAT_LOST: u32 = 1;
+const STAT_UNMATCHED: u32 = 2;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    pub events: u64,
+    pub lost: u64,
+    pub unmatched: u64,
+}
+
+/// Everything attached; dropping it detaches.
+pub struct Attached {
+    // Kept for the programs' lifetime: links reference them.
+    _skels: Vec<ProbeSkel<'static>>,
+    links: Vec<Link>,
+    pub events: MapHandle,
+    stats: MapHandle,
+}
+
+impl Attached {
+    pub fn counters(&self) -> Counters {
+        let read = |k: u32| {
+            self.stats
+                .lookup(&k.to_ne_bytes(), MapFlags::ANY)
+                .ok()
+                .flatten()
+                .and_then(|v| v.get(..8).map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default())))
+                .unwrap_or(0)
+        };
+        Counters { events: read(STAT_EVENTS), lost: read(STAT_LOST), unmatched: read(STAT_UNMATCHED) }
+    }
+
+    pub fn detach(&mut self) {
+        self.links.clear();
+    }
+}
+
+/// The open object's storage: libbpf-rs skeletons borrow it for their
+/// lifetime, and these live until the guest powers off.
+fn storage() -> &'static mut MaybeUninit<OpenObject> {
+    Box::leak(Box::new(MaybeUninit::uninit()))
+}
+
+pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) -> Result<Attached> {
+    let mut open = ProbeSkelBuilder::default().open(storage()).context("opening the probe object")?;
+    only(&mut open, &["kprobe_entry"]);
+    let base = open.load().context("loading the probe object")?;
+    let specs = MapHandle::try_from(&base.maps.specs)?;
+    let events = MapHandle::try_from(&base.maps.events)?;
+    let stats = MapHandle::try_from(&base.maps.stats)?;
+    for t in targets {
+        specs
+            .update(&t.func.id.to_ne_bytes(), &spec_bytes(t), MapFlags::ANY)
+            .with_context(|| format!("writing the probe spec of {}", t.func.name))?;
+    }
+    pipeline.probe_keys = targets.len();
+    let mut links = Vec::new();
+    for t in targets.iter().filter(|t| t.func.kind == FuncKind::Kernel) {
+        let opts = KprobeOpts { cookie: u64::from(t.func.id), ..Default::default() };
+        match base.progs.kprobe_entry.attach_kprobe_with_opts(false, &t.func.name, opts) {
+            Ok(l) => {
+                links.push(l);
+                pipeline.kprobes_attached += 1;
+            }
+            Err(e) => pipeline.attach_failed.push((format!("kprobe {}", t.func.name), e.to_string())),
+        }
+    }
+    let maps = Shared { specs: &specs, events: &events, stats: &stats };
+    let mut skels = vec![base];
+    for batch in targets.chunks(SLOTS) {
+        match tracing_batch(batch, &maps) {
+            Ok((skel, l, fentry, fexit)) => {
+                skels.push(skel);
+                links.extend(l);
+                pipeline.fentry_attached += fentry;
+                pipeline.fexit_attached += fexit;
+            }
+            // Retry alone, so the failure names its target.
+            Err(_) if batch.len() > 1 => {
+                for one in batch.chunks(1) {
+                    match tracing_batch(one, &maps) {
+                        Ok((skel, l, fentry, fexit)) => {
+                            skels.push(skel);
+                            links.extend(l);
+                            pipeline.fentry_attached += fentry;
+                            pipeline.fexit_attached += fexit;
+                        }
+                        Err(e) => pipeline.attach_failed.push((one[0].func.name.clone(), format!("{e:#}"))),
+                    }
+                }
+            }
+            Err(e) => pipeline.attach_failed.push((batch[0].func.name.clone(), format!("{e:#}"))),
+        }
+    }
+    pipeline.trigger = match trigger(&maps, break_trigger) {
+        Ok((skel, link)) => {
+            skels.push(skel);
+            links.push(link);
+            TriggerStatus::Attached
+        }
+        Err(e) => TriggerStatus::AttachFailed(format!("{e:#}")),
+    };
+    Ok(Attached { _skels: skels, links, events, stats })
+}
+
+struct Shared<'a> {
+    specs: &'a MapHandle,
+    events: &'a MapHandle,
+    stats: &'a MapHandle,
+}
+
+/// A new instance reusing the base's maps, with only `progs` loaded.
+fn instance(maps: &Shared, progs: &[&str]) -> Result<OpenProbeSkel<'static>> {
+    let mut open = ProbeSkelBuilder::default().open(storage()).context("opening the probe object")?;
+    open.maps.specs.reuse_fd(maps.specs.as_fd())?;
+    open.maps.events.reuse_fd(maps.events.as_fd())?;
+    open.maps.stats.reuse_fd(maps.stats.as_fd())?;
+    only(&mut open, progs);
+    Ok(open)
+}
+
+/// Autoload exactly the named programs.
+fn only(open: &mut OpenProbeSkel<'static>, progs: &[&str]) {
+    for mut p in open.open_object_mut().progs_mut() {
+        let keep = progs.iter().any(|n| p.name() == *n);
+        p.set_autoload(keep);
+    }
+}
+
+/// fentry (callbacks) and fexit (callbacks and kernel functions) for up to
+/// [`SLOTS`] targets: the instance, its links, and how many of each.
+fn tracing_batch(batch: &[Target], maps: &Shared) -> Result<(ProbeSkel<'static>, Vec<Link>, usize, usize)> {
+    let mut names = Vec::new();
+    for (slot, t) in batch.iter().enumerate() {
+        if t.prog_id.is_some() {
+            names.push(format!("fentry_{slot}"));
+        }
+        names.push(format!("fexit_{slot}"));
+    }
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut open = instance(maps, &name_refs)?;
+    if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+        for (slot, t) in batch.iter().enumerate() {
+            ro.slot_func[slot] = t.func.id;
+        }
+    }
+    // The attach target's program must stay open until load.
+    let mut handles = Vec::new();
+    for mut p in open.open_object_mut().progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        let Some(slot) = name.rsplit('_').next().and_then(|s| s.parse::<usize>().ok()) else { continue };
+        let Some(t) = batch.get(slot) else { continue };
+        if !names.contains(&name) {
+            continue;
+        }
+        let fd = match t.prog_id {
+            Some(id) => {
+                let h = ProgramHandle::from_prog_id(id).with_context(|| format!("opening program id {id}"))?;
+                let fd = h.as_fd().as_raw_fd();
+                handles.push(h);
+                fd
+            }
+            None => 0,
+        };
+        p.set_attach_target(fd, Some(t.func.name.clone()))
+            .with_context(|| format!("setting {name}'s target to {}", t.func.name))?;
+    }
+    let mut skel = open.load().with_context(|| {
+        let list: Vec<&str> = batch.iter().map(|t| t.func.name.as_str()).collect();
+        format!("loading fentry/fexit for {}", list.join(", "))
+    })?;
+    drop(handles);
+    let (mut links, mut fentry, mut fexit) = (Vec::new(), 0, 0);
+    for p in skel.object_mut().progs_mut() {
+        let name = p.name().to_string_lossy().into_owned();
+        if !names.contains(&name) {
+            continue;
+        }
+        links.push(p.attach_trace().with_context(|| format!("attaching {name}"))?);
+        if name.starts_with("fentry") {
+            fentry += 1;
+        } else {
+            fexit += 1;
+        }
+    }
+    Ok((skel, links, fentry, fexit))
+}
+
+fn trigger(maps: &Shared, broken: bool) -> Result<(ProbeSkel<'static>, Link)> {
+    let mut open = instance(maps, &["trigger"])?;
+    // A name no kernel has: the path a kernel without the tracepoint takes.
+    let tp = if broken { "ktstr_no_such_tracepoint" } else { TRIGGER_TP };
+    for mut p in open.open_object_mut().progs_mut() {
+        if p.name() == "trigger" {
+            p.set_attach_target(0, Some(tp.to_string()))?;
+        }
+    }
+    let skel = open.load().with_context(|| format!("loading tp_btf/{tp}"))?;
+    let link = skel.progs.trigger.attach().with_context(|| format!("attaching tp_btf/{tp}"))?;
+    Ok((skel, link))
+}
+
+/// probe.h's `struct ktstr_func_spec`, little by little: four u32s, then
+/// MAX_FIELDS `{u32 off; u8 arg, size, deref, pad}`.
+fn spec_bytes(t: &Target) -> Vec<u8> {
+    let mut b = Vec::with_capacity(16 + 8 * MAX_FIELDS);
+    let via_ctx = u32::from(t.prog_id.is_some());
+    let nargs = t.func.params.len().min(MAX_ARGS) as u32;
+    for v in [1u32, nargs, t.sig.reads.len().min(MAX_FIELDS) as u32, via_ctx] {
+        b.extend_from_slice(&v.to_ne_bytes());
+    }
+    for i in 0..MAX_FIELDS {
+        match t.sig.reads.get(i) {
+            Some(r) => {
+                b.extend_from_slice(&r.off.to_ne_bytes());
+                b.extend_from_slice(&[r.arg, r.size, u8::from(r.deref), 0]);
+            }
+            None => b.extend_from_slice(&[0; 8]),
+        }
+    }
+    debug_assert_eq!(b.len(), std::mem::size_of::<skel::types::ktstr_func_spec>());
+    b
+}

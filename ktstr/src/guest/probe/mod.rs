@@ -1,0 +1,211 @@
+//! Auto-repro's probes in the repro VM: discover the scheduler's
+//! callbacks, resolve what to read from BTF, attach, record while the
+//! scenario replays, and hand back the trail of the task that triggered
+//! the scheduler's exit.
+//!
+//! Nothing here fails the run: each step that cannot be done is counted
+//! in the [`Pipeline`] with its reason, so the report says how far the
+//! probes got.
+
+mod attach;
+mod btf;
+mod discover;
+mod event;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::probe::{FuncKind, Pipeline, ProbeEvent, ProbeFunc, ProbePlan, ProbeTrail, Trigger, TriggerStatus};
+use btf::{Resolver, Signature};
+
+/// Events held while the scenario runs: the crash is at the end, so the
+/// oldest go first.
+const RING: usize = 50_000;
+/// Events of the triggering task sent to the host.
+const SENT: usize = 256;
+
+/// One thing to probe, with its signature.
+pub(crate) struct Target {
+    pub func: ProbeFunc,
+    pub sig: Signature,
+    /// For a callback: its program id (fentry/fexit attach to it).
+    pub prog_id: Option<u32>,
+}
+
+pub struct Probes {
+    targets: Vec<Target>,
+    pipeline: Pipeline,
+    attached: Option<attach::Attached>,
+    buffer: Arc<Mutex<VecDeque<event::Raw>>>,
+    stop: Arc<AtomicBool>,
+    collector: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Discovers, resolves and attaches; returns with the probes recording.
+pub fn start(plan: &ProbePlan) -> Probes {
+    let mut pipeline = Pipeline {
+        extracted: plan.stack.len(),
+        traceable: 0,
+        dropped: Vec::new(),
+        bpf_discovered: 0,
+        after_expand: 0,
+        kprobes_attached: 0,
+        fentry_attached: 0,
+        fexit_attached: 0,
+        attach_failed: Vec::new(),
+        trigger: TriggerStatus::AttachFailed("not attempted".into()),
+        probe_keys: 0,
+        unmatched: 0,
+        events_captured: 0,
+        events_lost: 0,
+    };
+    let mut probes = Probes {
+        targets: Vec::new(),
+        pipeline: pipeline.clone(),
+        attached: None,
+        buffer: Arc::new(Mutex::new(VecDeque::new())),
+        stop: Arc::new(AtomicBool::new(false)),
+        collector: None,
+    };
+    let resolver = match Resolver::vmlinux() {
+        Ok(r) => r,
+        Err(e) => {
+            pipeline.trigger = TriggerStatus::AttachFailed(format!("{e:#}"));
+            probes.pipeline = pipeline;
+            return probes;
+        }
+    };
+    probes.targets = targets(plan, &resolver, &mut pipeline);
+    match attach::attach(&probes.targets, plan.break_trigger, &mut pipeline) {
+        Ok(a) => {
+            probes.collector = Some(event::collect(&a, probes.buffer.clone(), probes.stop.clone(), RING));
+            probes.attached = Some(a);
+        }
+        Err(e) => pipeline.attach_failed.push(("probe object".into(), format!("{e:#}"))),
+    }
+    probes.pipeline = pipeline;
+    probes
+}
+
+/// The probe list: the stack's functions that can be traced, the
+/// scheduler's callbacks, and the kernel functions that call them.
+fn targets(plan: &ProbePlan, btf: &Resolver, pipeline: &mut Pipeline) -> Vec<Target> {
+    let callbacks = match discover::callbacks(btf) {
+        Ok(c) => c,
+        Err(e) => {
+            pipeline.attach_failed.push(("bpf_discover".into(), format!("{e:#}")));
+            Vec::new()
+        }
+    };
+    pipeline.bpf_discovered = callbacks.len();
+    let traceable = discover::Traceable::read();
+    let mut out: Vec<Target> = Vec::new();
+    let add_kernel = |name: &str, out: &mut Vec<Target>| -> Result<(), String> {
+        if out.iter().any(|t| t.func.name == name) {
+            return Ok(());
+        }
+        traceable.check(btf, name)?;
+        let sig = btf.kernel_func(name).ok_or("no BTF signature")?;
+        out.push(target(out.len(), name, FuncKind::Kernel, None, sig, None));
+        Ok(())
+    };
+    for name in &plan.stack {
+        // A BPF frame's short name is one of the callbacks, probed below.
+        if callbacks.iter().any(|c| &c.func == name) {
+            pipeline.traceable += 1;
+            continue;
+        }
+        match add_kernel(name, &mut out) {
+            Ok(()) => pipeline.traceable += 1,
+            Err(why) => pipeline.dropped.push((name.clone(), why)),
+        }
+    }
+    for cb in &callbacks {
+        let sig = btf.ops_member(&cb.member).unwrap_or_default();
+        let kind = FuncKind::BpfCallback { member: cb.member.clone() };
+        out.push(target(out.len(), &cb.func, kind, cb.source.clone(), sig, Some(cb.prog_id)));
+        for caller in discover::callers(&cb.member) {
+            if let Err(why) = add_kernel(caller, &mut out) {
+                let why = format!("caller of {}: {why}", cb.member);
+                if !pipeline.dropped.iter().any(|(n, _)| n == caller) {
+                    pipeline.dropped.push((caller.to_string(), why));
+                }
+            }
+        }
+    }
+    pipeline.after_expand = out.len();
+    out
+}
+
+fn target(id: usize, name: &str, kind: FuncKind, source: Option<String>, sig: Signature, prog: Option<u32>) -> Target {
+    let func = ProbeFunc { id: id as u32, name: name.to_string(), kind, source, params: sig.params.clone() };
+    Target { func, sig, prog_id: prog }
+}
+
+impl Probes {
+    /// Detaches, drains what is left, and picks the triggering task's
+    /// events.
+    pub fn finish(mut self) -> ProbeTrail {
+        let counters = self.attached.as_ref().map(|a| a.counters()).unwrap_or_default();
+        // Dropping the links stops the flow; the collector drains the rest.
+        if let Some(a) = self.attached.as_mut() {
+            a.detach();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(c) = self.collector.take() {
+            let _ = c.join();
+        }
+        let buffer = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|e| e.into_inner()));
+        self.pipeline.events_captured = counters.events;
+        self.pipeline.unmatched = counters.unmatched;
+        self.pipeline.events_lost = counters.lost;
+        let trigger = buffer.iter().find(|e| e.kind == event::TRIGGER).map(|e| Trigger {
+            ts_ns: e.ts,
+            cpu: e.cpu,
+            task: e.task,
+            pid: e.pid,
+            comm: e.comm.clone(),
+        });
+        let events = match &trigger {
+            Some(t) => self.select(&buffer, t.task),
+            None => Vec::new(),
+        };
+        let funcs = self.targets.into_iter().map(|t| t.func).collect();
+        ProbeTrail { pipeline: self.pipeline, funcs, trigger, events }
+    }
+
+    /// Events about `task`: through a `task_struct *` argument when the
+    /// function has one, else by the task current when it fired.
+    fn select(&self, buffer: &VecDeque<event::Raw>, task: u64) -> Vec<ProbeEvent> {
+        let about = |e: &event::Raw| {
+            let Some(t) = self.targets.get(e.func as usize) else { return false };
+            let task_args: Vec<usize> =
+                t.func.params.iter().enumerate().filter(|(_, p)| p.is_task()).map(|(i, _)| i).collect();
+            if task_args.is_empty() {
+                e.task == task
+            } else {
+                task_args.iter().any(|&i| e.args.get(i) == Some(&task))
+            }
+        };
+        let picked: Vec<&event::Raw> = buffer.iter().filter(|e| e.kind != event::TRIGGER && about(e)).collect();
+        let from = picked.len().saturating_sub(SENT);
+        picked[from..]
+            .iter()
+            .map(|e| {
+                let nfields = self.targets.get(e.func as usize).map_or(0, |t| t.sig.reads.len());
+                let nargs = self.targets.get(e.func as usize).map_or(0, |t| t.func.params.len());
+                ProbeEvent {
+                    func: e.func,
+                    exit: e.kind == event::EXIT,
+                    ts_ns: e.ts,
+                    cpu: e.cpu,
+                    task: e.task,
+                    args: e.args[..nargs.min(e.args.len())].to_vec(),
+                    fields: e.fields[..nfields.min(e.fields.len())].to_vec(),
+                }
+            })
+            .collect()
+    }
+}

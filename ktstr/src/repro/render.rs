@@ -1,0 +1,216 @@
+//! Stitching the repro VM's probe events and rendering the
+//! `--- auto-repro ---` section (spec 000 and 002).
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::outcome::{RunOutcome, StageReached};
+use crate::probe::decode::value;
+use crate::probe::{FuncKind, ProbeEvent, ProbeFunc, ProbeTrail, TriggerStatus};
+
+/// Calls shown before the exit; older ones are counted, not printed.
+const MAX_CALLS: usize = 12;
+/// Lines of each diagnostic tail.
+const TAIL: usize = 40;
+/// Where a function's source location starts.
+const SOURCE_COLUMN: usize = 64;
+/// Width of a field's name and of its entry value.
+const NAME_W: usize = 11;
+const VALUE_W: usize = 24;
+
+/// One call: its entry and its exit, when both were seen.
+struct Call<'a> {
+    func: &'a ProbeFunc,
+    entry: Option<&'a ProbeEvent>,
+    exit: Option<&'a ProbeEvent>,
+}
+
+/// The section: the trail (or why there is none), the pipeline's
+/// accounting, the repro VM's wall time and its diagnostic tails.
+pub fn render(primary: &RunOutcome, repro: Result<&RunOutcome, &str>, wall: Duration) -> String {
+    let mut s = String::from("\n--- auto-repro ---\n");
+    let repro = match repro {
+        Ok(r) => r,
+        Err(why) => {
+            let _ = writeln!(s, "repro VM did not run: {why}");
+            return s;
+        }
+    };
+    match &repro.probe_trail {
+        Some(trail) => {
+            trail_text(&mut s, trail);
+            pipeline_text(&mut s, trail, wall);
+        }
+        None => {
+            s.push_str("--- probe pipeline ---\nno probe data came back from the repro VM\n");
+            let _ = writeln!(s, "repro VM duration: {:.1}s", wall.as_secs_f64());
+        }
+    }
+    tails(&mut s, repro);
+    if primary.stage < StageReached::PayloadNoResult || primary.sched_exit.as_ref().is_some_and(|(_, during)| !during) {
+        s.push_str("PRIMARY DID NOT REACH WORKLOAD\n");
+    }
+    let _ = writeln!(s, "{}", verdict(repro));
+    s
+}
+
+fn trail_text(s: &mut String, trail: &ProbeTrail) {
+    let Some(trigger) = &trail.trigger else {
+        s.push_str("=== AUTO-PROBE: scx_exit did not fire ===\n");
+        return;
+    };
+    s.push_str("=== AUTO-PROBE: scx_exit fired ===\n");
+    let _ = writeln!(s, "exit claimed by {}[{}] on CPU {}", trigger.comm, trigger.pid, trigger.cpu);
+    let calls = stitch(trail, trigger.ts_ns);
+    if calls.is_empty() {
+        s.push_str("(no probed call of that task was recorded)\n");
+        return;
+    }
+    let from = calls.len().saturating_sub(MAX_CALLS);
+    if from > 0 {
+        let _ = writeln!(s, "({from} earlier calls not shown)");
+    }
+    for call in &calls[from..] {
+        s.push('\n');
+        call_text(s, call);
+    }
+    if trail.funcs.iter().any(|f| f.kind == FuncKind::Kernel && f.source.is_none()) {
+        s.push_str("\nkernel functions: no source lines (no debug vmlinux cached)\n");
+    }
+}
+
+/// The triggering task's calls up to the exit, in time order, each entry
+/// paired with the next exit of the same function on the same CPU.
+fn stitch(trail: &ProbeTrail, until_ns: u64) -> Vec<Call<'_>> {
+    let mut events: Vec<&ProbeEvent> = trail.events.iter().collect();
+    events.sort_by_key(|e| e.ts_ns);
+    let func = |id: u32| trail.funcs.iter().find(|f| f.id == id);
+    let mut calls: Vec<Call> = Vec::new();
+    let mut used = vec![false; events.len()];
+    for (i, e) in events.iter().enumerate() {
+        if used[i] || e.ts_ns > until_ns {
+            continue;
+        }
+        let Some(f) = func(e.func) else { continue };
+        used[i] = true;
+        if e.exit {
+            calls.push(Call { func: f, entry: None, exit: Some(e) });
+            continue;
+        }
+        let exit = (i + 1..events.len()).find(|&j| {
+            let x = events[j];
+            !used[j] && x.exit && x.func == e.func && x.cpu == e.cpu
+        });
+        if let Some(j) = exit {
+            used[j] = true;
+        }
+        calls.push(Call { func: f, entry: Some(e), exit: exit.map(|j| events[j]) });
+    }
+    calls
+}
+
+fn call_text(s: &mut String, call: &Call) {
+    let f = call.func;
+    let head = format!("  {}", f.name);
+    match &f.source {
+        Some(src) => {
+            let pad = SOURCE_COLUMN.saturating_sub(head.len()).max(1);
+            let _ = writeln!(s, "{head}{}{src}", " ".repeat(pad));
+        }
+        None => {
+            let _ = writeln!(s, "{head}");
+        }
+    }
+    let (first, second) = match (call.entry, call.exit) {
+        (Some(a), b) => (a, b),
+        (None, Some(b)) => (b, None),
+        (None, None) => return,
+    };
+    let mut field_at = 0;
+    for (i, p) in f.params.iter().enumerate() {
+        if p.fields.is_empty() {
+            let raw = first.args.get(i).copied().unwrap_or(0);
+            let _ = writeln!(s, "    {} {:<w$} {}", p.type_name, p.name, value(&p.kind, raw), w = NAME_W);
+            continue;
+        }
+        let _ = writeln!(s, "    {}{}", p.type_name, p.name);
+        for field in &p.fields {
+            let a = value(&field.kind, first.fields.get(field_at).copied().unwrap_or(0));
+            let b = second.map(|x| value(&field.kind, x.fields.get(field_at).copied().unwrap_or(0)));
+            field_at += 1;
+            match b.filter(|b| *b != a) {
+                Some(b) => {
+                    let _ = writeln!(s, "      {:<nw$} {a:<vw$} →  {b}", field.name, nw = NAME_W, vw = VALUE_W);
+                }
+                None => {
+                    let _ = writeln!(s, "      {:<nw$} {a}", field.name, nw = NAME_W);
+                }
+            }
+        }
+    }
+}
+
+fn pipeline_text(s: &mut String, trail: &ProbeTrail, wall: Duration) {
+    let p = &trail.pipeline;
+    let after_stitch = trail.trigger.as_ref().map_or(0, |t| stitch(trail, t.ts_ns).len());
+    let names = |v: &[(String, String)]| v.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+    s.push_str("\n--- probe pipeline ---\n");
+    let _ = writeln!(s, "extracted: {} functions from crash backtrace", p.extracted);
+    let stack_dropped: Vec<(String, String)> =
+        p.dropped.iter().filter(|(_, why)| !why.starts_with("caller of ")).cloned().collect();
+    let _ = write!(s, "traceable: {} passed, {} dropped", p.traceable, stack_dropped.len());
+    if !stack_dropped.is_empty() {
+        let _ = write!(s, ": {}", names(&stack_dropped));
+    }
+    s.push('\n');
+    let _ = writeln!(s, "bpf_discover: {} programs found", p.bpf_discovered);
+    let _ = writeln!(s, "after_expand: {} total probe targets", p.after_expand);
+    let _ = writeln!(s, "kprobes: {} attached", p.kprobes_attached);
+    let _ = writeln!(s, "fentry/fexit: {} fentry, {} fexit attached", p.fentry_attached, p.fexit_attached);
+    match &p.trigger {
+        TriggerStatus::Attached => s.push_str("trigger: attached (tp_btf/sched_ext_exit)\n"),
+        TriggerStatus::AttachFailed(why) => {
+            let _ = writeln!(s, "trigger: attach failed ({why})");
+        }
+    }
+    let _ = writeln!(s, "probe_data: {} keys, {} unmatched IPs", p.probe_keys, p.unmatched);
+    let _ = write!(s, "events: {} captured, {after_stitch} after stitch", p.events_captured);
+    if p.events_lost > 0 {
+        let _ = write!(s, " ({} lost: ring buffer full)", p.events_lost);
+    }
+    s.push('\n');
+    for (name, why) in p.dropped.iter().chain(&p.attach_failed) {
+        let _ = writeln!(s, "  dropped {name}: {why}");
+    }
+    let _ = writeln!(s, "repro VM duration: {:.1}s", wall.as_secs_f64());
+}
+
+/// The repro VM's scheduler log, sched_ext dump and console, the last
+/// lines of each that has any.
+fn tails(s: &mut String, repro: &RunOutcome) {
+    let log = crate::crash::collapse_cycles(&repro.sched_log);
+    let console: Vec<String> = repro.vm.console.lines().map(str::to_string).collect();
+    for (what, lines) in [
+        ("repro scheduler log", &log),
+        ("repro sched_ext dump", &repro.sched_ext_dump),
+        ("repro dmesg", &console),
+    ] {
+        if lines.iter().all(|l| l.trim().is_empty()) {
+            continue;
+        }
+        let from = lines.len().saturating_sub(TAIL);
+        let _ = writeln!(s, "\n{what} (last {} of {} lines):", lines.len() - from, lines.len());
+        for l in &lines[from..] {
+            let _ = writeln!(s, "  {}", l.trim_end_matches('\r'));
+        }
+    }
+}
+
+/// Whether the crash came back in the repro VM.
+fn verdict(repro: &RunOutcome) -> String {
+    match (&repro.bug_summary, &repro.sched_exit) {
+        (Some(b), _) => format!("crash reproduced: {b}"),
+        (None, Some((status, _))) => format!("crash reproduced: scheduler exited ({status})"),
+        (None, None) => "crash did not reproduce in the repro VM".into(),
+    }
+}
