@@ -147,6 +147,9 @@ pub struct Pipeline {
     /// Events the ring buffer had no room for.
     #[serde(default)]
     pub events_lost: u64,
+    /// Time from the scheduler's attach to the probes recording.
+    #[serde(default)]
+    pub setup_ms: u64,
 }
 
 /// What the repro VM's guest sends once the scheduler has exited.

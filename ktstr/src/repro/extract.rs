@@ -82,6 +82,10 @@ pub fn stack_functions(sched_log: &[String], sched_ext_dump: &[String], console:
 /// Short names for BPF programs, generic frames apart, each name once.
 fn sort<'a>(frames: impl IntoIterator<Item = &'a str>) -> Extracted {
     let mut out = Extracted::default();
+    // Frames outer to the scheduler's entry are the path a task took to
+    // call schedule() (a sleep, a read, a futex): every task has one, and
+    // none of them is the scheduler's doing.
+    let mut below_entry = false;
     for frame in frames {
         let name = without_cold(frame);
         // A frame that is no symbol (garbage, an address) cannot be probed.
@@ -89,10 +93,11 @@ fn sort<'a>(frames: impl IntoIterator<Item = &'a str>) -> Extracted {
             continue;
         }
         let (list, name) = match bpf_prog_name(name) {
-            Some(short) => (&mut out.functions, short),
-            None if is_generic(name) => (&mut out.filtered, name),
-            None => (&mut out.functions, name),
+            Some(short) if !below_entry => (&mut out.functions, short),
+            _ if below_entry || is_generic(name) => (&mut out.filtered, name),
+            _ => (&mut out.functions, name),
         };
+        below_entry |= is_sched_entry(name);
         // Capped lists: the scan stays linear.
         if list.len() < MAX_FRAMES && !list.iter().any(|n| n == name) {
             list.push(name.to_string());
@@ -119,6 +124,13 @@ fn bpf_prog_name(symbol: &str) -> Option<&str> {
     let rest = symbol.strip_prefix("bpf_prog_")?;
     let (tag, name) = (rest.get(..16)?, rest.get(16..)?.strip_prefix('_')?);
     (tag.bytes().all(|b| b.is_ascii_hexdigit()) && !name.is_empty()).then_some(name)
+}
+
+/// `schedule()` and the other ways into the scheduler core.
+fn is_sched_entry(name: &str) -> bool {
+    matches!(name, "__schedule" | "schedule" | "__cond_resched" | "do_idle")
+        || name.starts_with("schedule_")
+        || name.starts_with("preempt_schedule")
 }
 
 fn is_generic(name: &str) -> bool {
@@ -219,13 +231,16 @@ mod tests {
     #[test]
     fn a_bpf_error_keeps_the_program_and_its_caller() {
         let want = extracted(
-            &["ktstr_dispatch", "do_pick_task_scx", "do_nanosleep", "hrtimer_nanosleep", "common_nsleep_timens"],
+            &["ktstr_dispatch", "do_pick_task_scx"],
             &[
                 "scx_exit_bstr",
                 "scx_bpf_error_bstr",
                 "bpf__sched_ext_ops_dispatch",
                 "__schedule",
                 "schedule",
+                "do_nanosleep",
+                "hrtimer_nanosleep",
+                "common_nsleep_timens",
                 "__x64_sys_clock_nanosleep",
                 "do_syscall_64",
                 "entry_SYSCALL_64_after_hwframe",
@@ -241,8 +256,8 @@ mod tests {
     fn the_trace_lines_stand_in_for_a_log_without_a_dump() {
         let dump = parse_sched_ext_dump_trace(ERROR_TRACE);
         let got = stack_functions(&lines("scx-ktstr: attached\n"), &dump, ERROR_CONSOLE);
-        assert_eq!(got.functions, ["ktstr_dispatch", "do_pick_task_scx", "anon_pipe_read", "vfs_read", "ksys_read"]);
-        assert_eq!(got.filtered.len(), 7);
+        assert_eq!(got.functions, ["ktstr_dispatch", "do_pick_task_scx"]);
+        assert_eq!(got.filtered.len(), 10);
     }
 
     #[test]

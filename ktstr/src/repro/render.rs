@@ -182,6 +182,7 @@ fn pipeline_text(s: &mut String, trail: &ProbeTrail, wall: Duration) {
     for (name, why) in p.dropped.iter().chain(&p.attach_failed) {
         let _ = writeln!(s, "  dropped {name}: {why}");
     }
+    let _ = writeln!(s, "probes ready {:.1}s after the scheduler attached", p.setup_ms as f64 / 1000.0);
     let _ = writeln!(s, "repro VM duration: {:.1}s", wall.as_secs_f64());
 }
 
@@ -190,11 +191,9 @@ fn pipeline_text(s: &mut String, trail: &ProbeTrail, wall: Duration) {
 fn tails(s: &mut String, repro: &RunOutcome) {
     let log = crate::crash::collapse_cycles(&repro.sched_log);
     let console: Vec<String> = repro.vm.console.lines().map(str::to_string).collect();
-    for (what, lines) in [
-        ("repro scheduler log", &log),
-        ("repro sched_ext dump", &repro.sched_ext_dump),
-        ("repro dmesg", &console),
-    ] {
+    for (what, lines) in
+        [("repro scheduler log", &log), ("repro sched_ext dump", &repro.sched_ext_dump), ("repro dmesg", &console)]
+    {
         if lines.iter().all(|l| l.trim().is_empty()) {
             continue;
         }

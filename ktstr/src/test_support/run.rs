@@ -11,8 +11,8 @@ use crate::kernel::{self, KernelImage, SchedExtSupport};
 use crate::outcome::RunOutcome;
 use crate::plan::{GuestPlan, SchedulerLaunch};
 use crate::probe::ProbePlan;
-use crate::repro;
 use crate::report::{self, ReportHeader};
+use crate::repro;
 use crate::vm::{self, initramfs, Accel, VmSpec};
 
 /// Per-run overrides of what the entry says (error-path tests, tooling).

@@ -26,8 +26,10 @@ mod skel {
 }
 use skel::{OpenProbeSkel, ProbeSkel, ProbeSkelBuilder};
 
-/// fentry/fexit slots per instance (probe.bpf.c's KTSTR_PROBE_SLOTS).
-const SLOTS: usize = 4;
+/// fentry/fexit slots per instance (probe.h's KTSTR_PROBE_SLOTS). Each
+/// instance loads vmlinux BTF again to resolve its targets: fewer, larger
+/// batches are quicker under TCG.
+const SLOTS: usize = 16;
 /// The tracepoint the trigger attaches to.
 const TRIGGER_TP: &str = "sched_ext_exit";
 
@@ -90,43 +92,31 @@ pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) 
     }
     pipeline.probe_keys = targets.len();
     let mut links = Vec::new();
-    for t in targets.iter().filter(|t| t.func.kind == FuncKind::Kernel) {
+    // A kernel function's kprobe goes first: one that does not attach
+    // (inlined, notrace) gets no fexit either.
+    let mut tracing: Vec<&Target> = Vec::new();
+    for t in targets {
+        if t.func.kind != FuncKind::Kernel {
+            tracing.push(t);
+            continue;
+        }
         let opts = KprobeOpts { cookie: u64::from(t.func.id), ..Default::default() };
         match base.progs.kprobe_entry.attach_kprobe_with_opts(false, &t.func.name, opts) {
             Ok(l) => {
                 links.push(l);
                 pipeline.kprobes_attached += 1;
+                tracing.push(t);
             }
-            Err(e) => pipeline.attach_failed.push((format!("kprobe {}", t.func.name), e.to_string())),
+            Err(e) => pipeline.attach_failed.push((t.func.name.clone(), kprobe_failure(&e))),
         }
     }
+    super::probe_trace("base loaded, kprobes attached");
     let maps = Shared { specs: &specs, events: &events, stats: &stats };
     let mut skels = vec![base];
-    for batch in targets.chunks(SLOTS) {
-        match tracing_batch(batch, &maps) {
-            Ok((skel, l, fentry, fexit)) => {
-                skels.push(skel);
-                links.extend(l);
-                pipeline.fentry_attached += fentry;
-                pipeline.fexit_attached += fexit;
-            }
-            // Retry alone, so the failure names its target.
-            Err(_) if batch.len() > 1 => {
-                for one in batch.chunks(1) {
-                    match tracing_batch(one, &maps) {
-                        Ok((skel, l, fentry, fexit)) => {
-                            skels.push(skel);
-                            links.extend(l);
-                            pipeline.fentry_attached += fentry;
-                            pipeline.fexit_attached += fexit;
-                        }
-                        Err(e) => pipeline.attach_failed.push((one[0].func.name.clone(), format!("{e:#}"))),
-                    }
-                }
-            }
-            Err(e) => pipeline.attach_failed.push((batch[0].func.name.clone(), format!("{e:#}"))),
-        }
+    for batch in tracing.chunks(SLOTS) {
+        load_split(batch, &maps, pipeline, &mut skels, &mut links);
     }
+    super::probe_trace("tracing batches attached");
     pipeline.trigger = match trigger(&maps, break_trigger) {
         Ok((skel, link)) => {
             skels.push(skel);
@@ -136,6 +126,41 @@ pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) 
         Err(e) => TriggerStatus::AttachFailed(format!("{e:#}")),
     };
     Ok(Attached { _skels: skels, links, events, stats })
+}
+
+/// Loads a batch; one that fails is split in halves until the targets
+/// that fail are alone and named.
+fn load_split(
+    batch: &[&Target],
+    maps: &Shared,
+    pipeline: &mut Pipeline,
+    skels: &mut Vec<ProbeSkel<'static>>,
+    links: &mut Vec<Link>,
+) {
+    match tracing_batch(batch, maps) {
+        Ok((skel, l, fentry, fexit)) => {
+            skels.push(skel);
+            links.extend(l);
+            pipeline.fentry_attached += fentry;
+            pipeline.fexit_attached += fexit;
+        }
+        Err(e) if batch.len() == 1 => pipeline.attach_failed.push((batch[0].func.name.clone(), format!("{e:#}"))),
+        Err(_) => {
+            let (a, b) = batch.split_at(batch.len() / 2);
+            load_split(a, maps, pipeline, skels, links);
+            load_split(b, maps, pipeline, skels, links);
+        }
+    }
+}
+
+/// Why a kprobe did not attach, in a scheduler author's words.
+fn kprobe_failure(e: &libbpf_rs::Error) -> String {
+    let raw = format!("{e:#}");
+    match e.kind() {
+        libbpf_rs::ErrorKind::NotFound => format!("not in kallsyms: inlined or not built ({raw})"),
+        libbpf_rs::ErrorKind::InvalidInput => format!("cannot be kprobed: notrace or on the kprobe blocklist ({raw})"),
+        _ => raw,
+    }
 }
 
 struct Shared<'a> {
@@ -164,7 +189,7 @@ fn only(open: &mut OpenProbeSkel<'static>, progs: &[&str]) {
 
 /// fentry (callbacks) and fexit (callbacks and kernel functions) for up to
 /// [`SLOTS`] targets: the instance, its links, and how many of each.
-fn tracing_batch(batch: &[Target], maps: &Shared) -> Result<(ProbeSkel<'static>, Vec<Link>, usize, usize)> {
+fn tracing_batch(batch: &[&Target], maps: &Shared) -> Result<(ProbeSkel<'static>, Vec<Link>, usize, usize)> {
     let mut names = Vec::new();
     for (slot, t) in batch.iter().enumerate() {
         if t.prog_id.is_some() {

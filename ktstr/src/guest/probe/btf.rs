@@ -82,14 +82,9 @@ pub struct Resolver {
 
 impl Resolver {
     pub fn vmlinux() -> anyhow::Result<Self> {
-        let btf = Btf::from_vmlinux()
-            .map_err(|e| anyhow::anyhow!("reading vmlinux BTF (/sys/kernel/btf/vmlinux): {e}"))?;
+        let btf =
+            Btf::from_vmlinux().map_err(|e| anyhow::anyhow!("reading vmlinux BTF (/sys/kernel/btf/vmlinux): {e}"))?;
         Ok(Resolver { btf })
-    }
-
-    /// Whether vmlinux BTF has a function of this name.
-    pub fn has_func(&self, name: &str) -> bool {
-        self.btf.type_by_name::<libbpf_rs::btf::types::Func>(name).is_some()
     }
 
     /// A kernel function's signature.
@@ -122,7 +117,8 @@ impl Resolver {
             .iter()
             .filter_map(|m| {
                 let t = self.btf.type_by_id::<BtfType>(m.ty)?.skip_mods_and_typedefs();
-                let is_fn = t.kind() == BtfKind::Ptr && t.next_type()?.skip_mods_and_typedefs().kind() == BtfKind::FuncProto;
+                let is_fn =
+                    t.kind() == BtfKind::Ptr && t.next_type()?.skip_mods_and_typedefs().kind() == BtfKind::FuncProto;
                 is_fn.then(|| Some((m.name?.to_string_lossy().into_owned(), byte_offset(m.attr)?)))?
             })
             .collect();
@@ -132,7 +128,12 @@ impl Resolver {
     fn signature(&self, proto: FuncProto<'_>) -> Signature {
         let mut sig = Signature::default();
         for (i, p) in proto.iter().enumerate().take(MAX_ARGS) {
-            let name = p.name.map(|n| n.to_string_lossy().into_owned()).filter(|n| !n.is_empty());
+            // The CFI stubs carry the kernel's argument annotations
+            // (`prev__nullable`): the name is what comes before.
+            let name = p
+                .name
+                .map(|n| n.to_string_lossy().trim_end_matches("__nullable").to_string())
+                .filter(|n| !n.is_empty());
             let Some(ty) = self.btf.type_by_id::<BtfType>(p.ty) else { continue };
             let mut param = Param {
                 name: name.unwrap_or_else(|| format!("arg{i}")),

@@ -2,8 +2,6 @@
 //! kernel functions that call them, and the crash stack's functions, each
 //! checked against what this kernel can trace.
 
-use std::collections::HashSet;
-
 use anyhow::{Context, Result};
 use libbpf_rs::query::{MapInfoIter, ProgInfoIter};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType, ProgramType};
@@ -25,8 +23,8 @@ pub struct Callback {
 
 /// Kernel functions that call each callback on this kernel's sched_ext
 /// (`kernel/sched/ext.c`), probed as bridges between the scheduler and
-/// the kernel. Some are inlined on a given build; [`Traceable`] drops
-/// those with the reason.
+/// the kernel. Some are inlined on a given build: their kprobe fails to
+/// attach, and the pipeline says so.
 const CALLERS: &[(&str, &[&str])] = &[
     ("select_cpu", &["select_task_rq_scx"]),
     ("enqueue", &["do_enqueue_task", "enqueue_task_scx"]),
@@ -104,37 +102,4 @@ fn btf_str(btf: &libbpf_rs::Btf<'_>, off: u32) -> Option<String> {
     }
     // SAFETY: non-null, NUL-terminated, owned by the BTF object.
     Some(unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
-}
-
-/// Kernel text symbols (`/proc/kallsyms`, types t/T), for the check that a
-/// function was not inlined away.
-pub struct Traceable {
-    text: HashSet<String>,
-}
-
-impl Traceable {
-    pub fn read() -> Self {
-        let raw = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-        let text = raw
-            .lines()
-            .filter_map(|l| {
-                let mut it = l.split_whitespace();
-                let (_, ty, name) = (it.next()?, it.next()?, it.next()?);
-                // Module symbols carry `[module]`; the kernel's are bare.
-                matches!(ty, "t" | "T").then(|| name.to_string())
-            })
-            .collect();
-        Traceable { text }
-    }
-
-    /// `Err(why)` when a kernel function cannot be probed with a signature.
-    pub fn check(&self, btf: &Resolver, name: &str) -> Result<(), String> {
-        if !self.text.contains(name) {
-            return Err("not in kallsyms (inlined or not built)".into());
-        }
-        if !btf.has_func(name) {
-            return Err("no BTF signature".into());
-        }
-        Ok(())
-    }
 }

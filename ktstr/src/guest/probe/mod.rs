@@ -44,6 +44,15 @@ pub struct Probes {
 
 /// Discovers, resolves and attaches; returns with the probes recording.
 pub fn start(plan: &ProbePlan) -> Probes {
+    let t0 = std::time::Instant::now();
+    let mut probes = start_inner(plan);
+    probes.pipeline.setup_ms = t0.elapsed().as_millis() as u64;
+    probes
+}
+
+fn start_inner(plan: &ProbePlan) -> Probes {
+    let trace = probe_trace;
+    trace("start");
     let mut pipeline = Pipeline {
         extracted: plan.stack.len(),
         traceable: 0,
@@ -59,6 +68,7 @@ pub fn start(plan: &ProbePlan) -> Probes {
         unmatched: 0,
         events_captured: 0,
         events_lost: 0,
+        setup_ms: 0,
     };
     let mut probes = Probes {
         targets: Vec::new(),
@@ -76,7 +86,9 @@ pub fn start(plan: &ProbePlan) -> Probes {
             return probes;
         }
     };
+    trace("vmlinux BTF read");
     probes.targets = targets(plan, &resolver, &mut pipeline);
+    trace("targets resolved");
     match attach::attach(&probes.targets, plan.break_trigger, &mut pipeline) {
         Ok(a) => {
             probes.collector = Some(event::collect(&a, probes.buffer.clone(), probes.stop.clone(), RING));
@@ -99,14 +111,15 @@ fn targets(plan: &ProbePlan, btf: &Resolver, pipeline: &mut Pipeline) -> Vec<Tar
         }
     };
     pipeline.bpf_discovered = callbacks.len();
-    let traceable = discover::Traceable::read();
+    probe_trace("callbacks discovered");
     let mut out: Vec<Target> = Vec::new();
     let add_kernel = |name: &str, out: &mut Vec<Target>| -> Result<(), String> {
         if out.iter().any(|t| t.func.name == name) {
             return Ok(());
         }
-        traceable.check(btf, name)?;
-        let sig = btf.kernel_func(name).ok_or("no BTF signature")?;
+        // Whether it is in kallsyms (not inlined away) shows when its
+        // kprobe attaches: reading /proc/kallsyms costs seconds under TCG.
+        let sig = btf.kernel_func(name).ok_or("no BTF signature (not a kernel function of this build)")?;
         out.push(target(out.len(), name, FuncKind::Kernel, None, sig, None));
         Ok(())
     };
@@ -208,4 +221,10 @@ impl Probes {
             })
             .collect()
     }
+}
+
+pub(crate) fn probe_trace(what: &str) {
+    static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let t0 = T0.get_or_init(std::time::Instant::now);
+    eprintln!("ktstr-probe: {what} at {} ms", t0.elapsed().as_millis());
 }

@@ -6,7 +6,7 @@
 #define KTSTR_PROBE_MAX_FUNCS 256
 #define KTSTR_PROBE_MAX_ARGS 6
 #define KTSTR_PROBE_MAX_FIELDS 16
-#define KTSTR_PROBE_SLOTS 4
+#define KTSTR_PROBE_SLOTS 16
 
 enum ktstr_probe_kind {
 	KTSTR_EV_ENTRY = 0,
