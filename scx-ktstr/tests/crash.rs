@@ -24,7 +24,7 @@ fn crash_regression(ctx: &Ctx) -> Result<AssertResult> {
 
 /// The same crash, not expected: what `./run demo` shows a new user.
 #[ktstr_test(scheduler = SCX_KTSTR, cores = 2, duration_s = 4, bpf_map_write = BPF_CRASH)]
-#[ignore = "a demo of a crash report (./run demo); crash_report_has_every_section runs it"]
+#[ignore = "a demo of a crash report (./run demo); auto_repro_without_the_trigger_says_why runs it"]
 fn demo_host_crash(ctx: &Ctx) -> Result<AssertResult> {
     ktstr::scenario::basic::custom_crash_light(ctx)
 }
@@ -43,9 +43,20 @@ fn crash_regression_drifted(ctx: &Ctx) -> Result<AssertResult> {
     ktstr::scenario::basic::custom_crash_light(ctx)
 }
 
+/// spec 000's end-to-end auto-repro test: the host-written crash, not
+/// expected, on 1n1l4c1t.
+#[ktstr_test(scheduler = SCX_KTSTR, llcs = 1, cores = 4, duration_s = 4, bpf_map_write = BPF_CRASH)]
+#[ignore = "guest half of bpf_crash_auto_repro_e2e_trail"]
+fn bpf_crash_auto_repro_e2e(ctx: &Ctx) -> Result<AssertResult> {
+    ktstr::scenario::basic::custom_crash_light(ctx)
+}
+
+/// The crash report, every section in order, and auto-repro's trail: a
+/// scx-ktstr callback and a kernel function with decoded task fields, a
+/// field changed between entry and exit, the trigger attached.
 #[test]
-fn crash_report_has_every_section() {
-    let entry = find_test("demo_host_crash").expect("registered");
+fn bpf_crash_auto_repro_e2e_trail() {
+    let entry = find_test("bpf_crash_auto_repro_e2e").expect("registered");
     let f = run_ktstr_test_with(entry, &RunOptions::default()).expect_err("the crash knob must crash the scheduler");
     eprintln!("{}", f.report);
     let r = &f.report;
@@ -54,20 +65,64 @@ fn crash_report_has_every_section() {
         regex::Regex::new(r"^BUG SUMMARY: scx_bpf_error \(src/bpf/main\.bpf\.c:\d+: ktstr: host-triggered crash\)$")
             .unwrap();
     assert!(summary.is_match(lines[0]), "{r}");
-    assert_eq!(lines[1], "ktstr_test 'demo_host_crash' [sched=scx-ktstr] [topo=1n1l2c1t] failed:");
+    assert_eq!(lines[1], "ktstr_test 'bpf_crash_auto_repro_e2e' [sched=scx-ktstr] [topo=1n1l4c1t] failed:");
     let died =
         regex::Regex::new(r"^  scheduler process died unexpectedly during workload \(\d+\.\ds into test\)$").unwrap();
     assert!(died.is_match(lines[2]), "{r}");
     let at = |h: &str| lines.iter().position(|l| *l == h).unwrap_or_else(|| panic!("no {h} in\n{r}"));
-    let order =
-        ["--- stats ---", "--- diagnostics ---", "--- timeline ---", "--- scheduler log ---", "--- sched_ext dump ---"]
-            .map(at);
+    let order = [
+        "--- stats ---",
+        "--- diagnostics ---",
+        "--- timeline ---",
+        "--- scheduler log ---",
+        "--- sched_ext dump ---",
+        "--- auto-repro ---",
+        "--- probe pipeline ---",
+    ]
+    .map(at);
     assert!(order.windows(2).all(|w| w[0] < w[1]), "sections out of order: {order:?}\n{r}");
     let log = &r[r.find("--- scheduler log ---").unwrap()..r.find("--- sched_ext dump ---").unwrap()];
     for want in ["DEBUG DUMP", "ktstr: host-triggered crash", "ktstr scheduler state:", "crash=1"] {
         assert!(log.contains(want), "scheduler log lacks {want:?}:\n{log}");
     }
-    assert!(r[order[4]..].contains("triggered exit kind 1025"), "{r}");
+    let byte_at = |h: &str| r.find(&format!("\n{h}\n")).unwrap();
+    assert!(r[byte_at("--- sched_ext dump ---")..].contains("triggered exit kind 1025"), "{r}");
+
+    let trail = &r[byte_at("--- auto-repro ---")..byte_at("--- probe pipeline ---")];
+    assert!(trail.contains("=== AUTO-PROBE: scx_exit fired ===\n"), "{trail}");
+    let callback = regex::Regex::new(r"(?m)^  ktstr_\w+ +main\.bpf\.c:\d+$").unwrap();
+    assert!(callback.is_match(trail), "no scx-ktstr callback with its source line:\n{trail}");
+    let kernel = regex::Regex::new(r"(?m)^  (\w+_scx|do_pick_task_scx|scx_\w+)$").unwrap();
+    assert!(kernel.is_match(trail), "no kernel function:\n{trail}");
+    for field in ["    task_struct *p\n", "      pid         ", "      cpus_ptr    0x", "      scx_flags   "] {
+        assert!(trail.contains(field), "no {field:?}:\n{trail}");
+    }
+    assert!(trail.lines().any(|l| l.starts_with("      ") && l.contains(" →  ")), "no entry-to-exit change:\n{trail}");
+    let pipeline = &r[byte_at("--- probe pipeline ---")..];
+    assert!(pipeline.contains("\ntrigger: attached (tp_btf/sched_ext_exit)\n"), "{pipeline}");
+    let events = regex::Regex::new(r"\nevents: (\d+) captured, (\d+) after stitch").unwrap();
+    let c = events.captures(pipeline).unwrap_or_else(|| panic!("no events line:\n{pipeline}"));
+    assert!(c[1].parse::<u64>().unwrap() > 0 && c[2].parse::<u64>().unwrap() > 0, "{pipeline}");
+    assert!(pipeline.contains("\nrepro VM duration: "), "{pipeline}");
+    assert!(pipeline.contains("\ncrash reproduced: scx_bpf_error (src/bpf/main.bpf.c:"), "{pipeline}");
+}
+
+/// The pipeline without its trigger: said so in the spec's shape, nothing
+/// captured, and the repro VM's tails still there.
+#[test]
+fn auto_repro_without_the_trigger_says_why() {
+    let entry = find_test("demo_host_crash").expect("registered");
+    let opts = RunOptions { break_repro_trigger: true, ..Default::default() };
+    let f = run_ktstr_test_with(entry, &opts).expect_err("the crash knob must crash the scheduler");
+    eprintln!("{}", f.report);
+    let r = &f.report[f.report.find("--- auto-repro ---").expect("an auto-repro section")..];
+    let failed = regex::Regex::new(r"\ntrigger: attach failed \(.*ktstr_no_such_tracepoint.*\)\n").unwrap();
+    assert!(failed.is_match(r), "{r}");
+    for want in ["\nkprobes: 0 attached\n", "\nevents: 0 captured, 0 after stitch\n", "\nrepro VM duration: "] {
+        assert!(r.contains(want), "no {want:?}:\n{r}");
+    }
+    assert!(r.contains("\nrepro scheduler log (last ") && r.contains("\nrepro dmesg (last "), "{r}");
+    assert!(r.contains("\ncrash reproduced: scx_bpf_error"), "{r}");
 }
 
 #[test]
@@ -133,4 +188,10 @@ fn a_stall_is_summarized_with_the_kernel_watchdog_reason() {
             .unwrap();
     assert!(summary.is_match(first), "{}", f.report);
     assert!(f.reasons[0].starts_with("scheduler process died unexpectedly during workload ("), "{:?}", f.reasons);
+    // Auto-repro replays the stall: the trigger fires when the watchdog
+    // ends the scheduler, and the trail of that task comes back.
+    let r = &f.report[f.report.find("--- auto-repro ---").expect("an auto-repro section")..];
+    assert!(r.contains("=== AUTO-PROBE: scx_exit fired ===\n"), "{r}");
+    assert!(r.contains("\ntrigger: attached (tp_btf/sched_ext_exit)\n"), "{r}");
+    assert!(r.contains("\ncrash reproduced: runnable task stall ("), "{r}");
 }

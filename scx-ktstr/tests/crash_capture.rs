@@ -90,7 +90,7 @@ fn payload_sigusr2_traced(_ctx: &Ctx) -> Result<AssertResult> {
 /// trace text its result carries.
 fn run(payload: &str) -> (RunOutcome, String) {
     let entry = find_test(payload).expect("payload registered");
-    let outcome = match run_ktstr_test_with(entry, &RunOptions::default()) {
+    let outcome = match run_ktstr_test_with(entry, &RunOptions { auto_repro: Some(false), ..Default::default() }) {
         Ok(o) => o,
         Err(f) => {
             if let Some(dir) = &f.run_dir {

@@ -79,6 +79,9 @@ fn payload_panics_kernel(_ctx: &Ctx) -> Result<AssertResult> {
 }
 
 fn run_expect_failure(payload: &str, opts: RunOptions) -> KtstrFailure {
+    // These pin how failures are reported; replaying them is auto-repro's
+    // own tests' business (crash.rs), and a second VM each would double them.
+    let opts = RunOptions { auto_repro: opts.auto_repro.or(Some(false)), ..opts };
     let entry = find_test(payload).expect("payload registered");
     match run_ktstr_test_with(entry, &opts) {
         Ok(_) => panic!("{payload} passed, but this run must fail"),

@@ -27,7 +27,10 @@ fn payload_stalled_workers(ctx: &Ctx) -> Result<AssertResult> {
 fn run(test: &str, sched_args: &[&str]) -> Result<ktstr::outcome::RunOutcome, KtstrFailure> {
     let entry = find_test(test).expect("guest half registered");
     let args = sched_args.iter().map(|s| s.to_string()).collect();
-    run_ktstr_test_with(entry, &RunOptions { extra_sched_args: Some(args), ..Default::default() })
+    run_ktstr_test_with(
+        entry,
+        &RunOptions { extra_sched_args: Some(args), auto_repro: Some(false), ..Default::default() },
+    )
 }
 
 /// Part of `./run demo`: prints the real failure report of a check gate.

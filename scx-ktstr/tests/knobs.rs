@@ -93,8 +93,11 @@ fn payload_spin_rate(_ctx: &Ctx) -> Result<AssertResult> {
 
 fn run(payload: &str, sched_args: &[&str]) -> Result<RunOutcome, KtstrFailure> {
     let entry = find_test(payload).expect("payload registered");
-    let opts =
-        RunOptions { extra_sched_args: Some(sched_args.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+    let opts = RunOptions {
+        extra_sched_args: Some(sched_args.iter().map(|s| s.to_string()).collect()),
+        auto_repro: Some(false),
+        ..Default::default()
+    };
     let res = run_ktstr_test_with(entry, &opts);
     if let Err(f) = &res {
         eprintln!("{}", f.report);

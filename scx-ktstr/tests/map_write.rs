@@ -62,7 +62,8 @@ fn payload_write_crash(_ctx: &Ctx) -> Result<AssertResult> {
 #[test]
 fn writing_crash_ends_the_scheduler() {
     let entry = find_test("payload_write_crash").expect("payload registered");
-    let f = run_ktstr_test_with(entry, &RunOptions::default()).expect_err("the crash must fail the run");
+    let f = run_ktstr_test_with(entry, &RunOptions { auto_repro: Some(false), ..Default::default() })
+        .expect_err("the crash must fail the run");
     eprintln!("{}", f.report);
     if let Some(dir) = &f.run_dir {
         let _ = std::fs::remove_dir_all(dir);

@@ -91,7 +91,21 @@ pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) 
             .with_context(|| format!("writing the probe spec of {}", t.func.name))?;
     }
     pipeline.probe_keys = targets.len();
+    let maps = Shared { specs: &specs, events: &events, stats: &stats };
     let mut links = Vec::new();
+    // The trigger first: without it nothing can be stitched, so the other
+    // probes would only slow the replay down.
+    let trigger_skel = match trigger(&maps, break_trigger) {
+        Ok((skel, link)) => {
+            links.push(link);
+            pipeline.trigger = TriggerStatus::Attached;
+            skel
+        }
+        Err(e) => {
+            pipeline.trigger = TriggerStatus::AttachFailed(format!("{e:#}"));
+            return Ok(Attached { _skels: vec![base], links, events, stats });
+        }
+    };
     // A kernel function's kprobe goes first: one that does not attach
     // (inlined, notrace) gets no fexit either.
     let mut tracing: Vec<&Target> = Vec::new();
@@ -111,20 +125,11 @@ pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) 
         }
     }
     super::probe_trace("base loaded, kprobes attached");
-    let maps = Shared { specs: &specs, events: &events, stats: &stats };
-    let mut skels = vec![base];
+    let mut skels = vec![base, trigger_skel];
     for batch in tracing.chunks(SLOTS) {
         load_split(batch, &maps, pipeline, &mut skels, &mut links);
     }
     super::probe_trace("tracing batches attached");
-    pipeline.trigger = match trigger(&maps, break_trigger) {
-        Ok((skel, link)) => {
-            skels.push(skel);
-            links.push(link);
-            TriggerStatus::Attached
-        }
-        Err(e) => TriggerStatus::AttachFailed(format!("{e:#}")),
-    };
     Ok(Attached { _skels: skels, links, events, stats })
 }
 
@@ -252,7 +257,10 @@ fn trigger(maps: &Shared, broken: bool) -> Result<(ProbeSkel<'static>, Link)> {
     let tp = if broken { "ktstr_no_such_tracepoint" } else { TRIGGER_TP };
     for mut p in open.open_object_mut().progs_mut() {
         if p.name() == "trigger" {
-            p.set_attach_target(0, Some(tp.to_string()))?;
+            // libbpf resolves the target here: ESRCH when this kernel
+            // has no such tracepoint.
+            p.set_attach_target(0, Some(tp.to_string()))
+                .with_context(|| format!("tp_btf/{tp}: no such tracepoint in vmlinux BTF?"))?;
         }
     }
     let skel = open.load().with_context(|| format!("loading tp_btf/{tp}"))?;
