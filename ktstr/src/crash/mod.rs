@@ -29,9 +29,9 @@ pub use trace::parse_sched_ext_dump_trace;
 /// the same with pr_info. Neither is a crash.
 const ORDERLY_EXITS: &[&str] = &["unregistered from user space"];
 
-/// The one-line cause, e.g. "scx_bpf_error (src/bpf/main.bpf.c:424: ktstr:
-/// host-triggered crash)" or "runnable task stall (ktstr-worker[107] failed
-/// to run for 30.132s)": what follows `BUG SUMMARY: ` in the report.
+/// The one-line cause, e.g. `scx_bpf_error (src/bpf/main.bpf.c:424: ktstr:
+/// host-triggered crash)` or `runnable task stall (ktstr-worker[107] failed
+/// to run for 30.132s)`: what follows `BUG SUMMARY: ` in the report.
 ///
 /// In order of preference: the kernel's triggered-exit lines, from the
 /// scheduler log's DEBUG DUMP, else from the `sched_ext_dump` trace lines

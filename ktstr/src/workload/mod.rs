@@ -63,7 +63,7 @@ pub struct WorkerReport {
     pub max_gap_cpu: u32,
     /// When that gap began, as an offset from the set's epoch.
     pub max_gap_at_ns: u64,
-    /// Time on CPU (/proc/<pid>/schedstat field 1) over the interval.
+    /// Time on CPU (`/proc/<pid>/schedstat` field 1) over the interval.
     pub run_ns: u64,
     /// Time runnable but waiting (schedstat field 2) over the interval.
     pub run_delay_ns: u64,
