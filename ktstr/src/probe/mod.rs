@@ -161,4 +161,8 @@ pub struct ProbeTrail {
     /// The events that concern the triggering task (by a `task_struct *`
     /// argument, else by the current task), the latest few hundred.
     pub events: Vec<ProbeEvent>,
+    /// No event concerned that task: `events` are those of the trigger's
+    /// CPU up to the exit instead.
+    #[serde(default)]
+    pub by_cpu: bool,
 }

@@ -61,6 +61,10 @@ fn trail_text(s: &mut String, trail: &ProbeTrail) {
     };
     s.push_str("=== AUTO-PROBE: scx_exit fired ===\n");
     let _ = writeln!(s, "exit claimed by {}[{}] on CPU {}", trigger.comm, trigger.pid, trigger.cpu);
+    if trail.by_cpu {
+        let _ =
+            writeln!(s, "(no probed call names that task: the calls on CPU {} up to the exit instead)", trigger.cpu);
+    }
     let calls = stitch(trail, trigger.ts_ns);
     if calls.is_empty() {
         s.push_str("(no probed call of that task was recorded)\n");

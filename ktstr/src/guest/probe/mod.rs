@@ -181,28 +181,37 @@ impl Probes {
             pid: e.pid,
             comm: e.comm.clone(),
         });
-        let events = match &trigger {
-            Some(t) => self.select(&buffer, t.task),
-            None => Vec::new(),
-        };
+        let (mut events, mut by_cpu) = (Vec::new(), false);
+        if let Some(t) = &trigger {
+            events = self.select(&buffer, |e| self.about(e, t.task));
+            // Nothing names the task (seen now and then under TCG with a
+            // worker as the exiting task): the path its CPU took to the
+            // exit is the next best thing, and the report says which.
+            if events.is_empty() {
+                events = self.select(&buffer, |e| e.cpu == t.cpu && e.ts <= t.ts_ns);
+                by_cpu = true;
+            }
+        }
         let funcs = self.targets.into_iter().map(|t| t.func).collect();
-        ProbeTrail { pipeline: self.pipeline, funcs, trigger, events }
+        ProbeTrail { pipeline: self.pipeline, funcs, trigger, events, by_cpu }
     }
 
-    /// Events about `task`: through a `task_struct *` argument when the
-    /// function has one, else by the task current when it fired.
-    fn select(&self, buffer: &VecDeque<event::Raw>, task: u64) -> Vec<ProbeEvent> {
-        let about = |e: &event::Raw| {
-            let Some(t) = self.targets.get(e.func as usize) else { return false };
-            let task_args: Vec<usize> =
-                t.func.params.iter().enumerate().filter(|(_, p)| p.is_task()).map(|(i, _)| i).collect();
-            if task_args.is_empty() {
-                e.task == task
-            } else {
-                task_args.iter().any(|&i| e.args.get(i) == Some(&task))
-            }
-        };
-        let picked: Vec<&event::Raw> = buffer.iter().filter(|e| e.kind != event::TRIGGER && about(e)).collect();
+    /// Whether an event is about `task`: through a `task_struct *`
+    /// argument when the function has one, else by the task current when
+    /// it fired.
+    fn about(&self, e: &event::Raw, task: u64) -> bool {
+        let Some(t) = self.targets.get(e.func as usize) else { return false };
+        let mut task_args = t.func.params.iter().enumerate().filter(|(_, p)| p.is_task()).map(|(i, _)| i).peekable();
+        if task_args.peek().is_none() {
+            e.task == task
+        } else {
+            task_args.any(|i| e.args.get(i) == Some(&task))
+        }
+    }
+
+    /// The last [`SENT`] probe events `keep` picks.
+    fn select(&self, buffer: &VecDeque<event::Raw>, keep: impl Fn(&event::Raw) -> bool) -> Vec<ProbeEvent> {
+        let picked: Vec<&event::Raw> = buffer.iter().filter(|e| e.kind != event::TRIGGER && keep(e)).collect();
         let from = picked.len().saturating_sub(SENT);
         picked[from..]
             .iter()
