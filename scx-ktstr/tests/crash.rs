@@ -59,6 +59,13 @@ fn bpf_crash_auto_repro_e2e_trail() {
     let entry = find_test("bpf_crash_auto_repro_e2e").expect("registered");
     let f = run_ktstr_test_with(entry, &RunOptions::default()).expect_err("the crash knob must crash the scheduler");
     eprintln!("{}", f.report);
+    // How ktstr/tests/fixtures/repro/ was captured: the trail as the guest
+    // sent it, and the report rendered from it.
+    if let Some(dir) = std::env::var_os("KTSTR_CRASH_CAPTURE_DIR") {
+        let trail = f.repro.as_ref().and_then(|r| r.probe_trail.as_ref()).expect("a probe trail");
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::write(dir.join("probe_trail.json"), serde_json::to_vec_pretty(trail).unwrap()).unwrap();
+    }
     let r = &f.report;
     let lines: Vec<&str> = r.lines().collect();
     let summary =

@@ -217,3 +217,75 @@ fn verdict(repro: &RunOutcome) -> String {
         (None, None) => "crash did not reproduce in the repro VM".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! On a real trail: `probe_trail.json` is what a repro VM's guest sent
+    //! for spec 000's crash demo (captured by scx-ktstr's
+    //! `bpf_crash_auto_repro_e2e_trail` with `KTSTR_CRASH_CAPTURE_DIR`).
+
+    use super::*;
+
+    fn trail() -> ProbeTrail {
+        serde_json::from_str(include_str!("../../tests/fixtures/repro/probe_trail.json")).unwrap()
+    }
+
+    #[test]
+    fn the_trail_decodes_callbacks_and_kernel_functions() {
+        let t = trail();
+        let mut s = String::new();
+        trail_text(&mut s, &t);
+        assert!(
+            s.starts_with("=== AUTO-PROBE: scx_exit fired ===\nexit claimed by ktstr-worker[131] on CPU 1\n"),
+            "{s}"
+        );
+        let callback = regex::Regex::new(r"(?m)^  ktstr_\w+ +main\.bpf\.c:\d+$").unwrap();
+        assert!(callback.is_match(&s), "{s}");
+        assert!(s.contains("\n    task_struct *p\n      pid         131\n"), "{s}");
+        // Decoded, not raw: a cpumask with its CPUs, flags by name.
+        assert!(s.contains("      cpus_ptr    0xf(0-3)\n"), "{s}");
+        assert!(s.lines().any(|l| l.starts_with("      scx_flags   ") && l.contains("ENABLED")), "{s}");
+        assert!(s.lines().any(|l| l.starts_with("      ") && l.contains(" →  ")), "{s}");
+        assert!(s.contains("kernel functions: no source lines"), "{s}");
+    }
+
+    #[test]
+    fn stitching_pairs_each_entry_with_its_own_exit_before_the_trigger() {
+        let t = trail();
+        let until = t.trigger.as_ref().unwrap().ts_ns;
+        let calls = stitch(&t, until);
+        assert!(!calls.is_empty());
+        let mut last = 0;
+        for c in &calls {
+            let first = c.entry.or(c.exit).unwrap();
+            assert!(first.ts_ns <= until && first.ts_ns >= last, "calls in time order, before the exit");
+            last = first.ts_ns;
+            if let (Some(a), Some(b)) = (c.entry, c.exit) {
+                assert!(!a.exit && b.exit && a.func == b.func && a.cpu == b.cpu && b.ts_ns >= a.ts_ns);
+            }
+        }
+        let mut s = String::new();
+        pipeline_text(&mut s, &t, Duration::from_millis(8700));
+        assert!(s.contains("\ntrigger: attached (tp_btf/sched_ext_exit)\n"), "{s}");
+        let want = format!(", {} after stitch", calls.len());
+        assert!(s.contains(&want), "{s}");
+        assert!(s.ends_with("repro VM duration: 8.7s\n"), "{s}");
+    }
+
+    #[test]
+    fn garbage_from_the_guest_never_panics() {
+        let mut t = trail();
+        for (i, e) in t.events.iter_mut().enumerate() {
+            // Unknown functions, short field lists, no args.
+            e.func = if i % 3 == 0 { u32::MAX } else { e.func };
+            e.fields.truncate(i % 4);
+            e.args.clear();
+        }
+        t.funcs.truncate(2);
+        let mut s = String::new();
+        trail_text(&mut s, &t);
+        pipeline_text(&mut s, &t, Duration::ZERO);
+        t.trigger = None;
+        trail_text(&mut s, &t);
+    }
+}
