@@ -38,8 +38,9 @@ pub fn render(primary: &RunOutcome, repro: Result<&RunOutcome, &str>, wall: Dura
     };
     match &repro.probe_trail {
         Some(trail) => {
-            trail_text(&mut s, trail);
-            pipeline_text(&mut s, trail, wall);
+            let calls = trail.trigger.as_ref().map(|t| stitch(trail, t.ts_ns)).unwrap_or_default();
+            trail_text(&mut s, trail, &calls);
+            pipeline_text(&mut s, trail, calls.len(), wall);
         }
         None => {
             s.push_str("--- probe pipeline ---\nno probe data came back from the repro VM\n");
@@ -54,7 +55,7 @@ pub fn render(primary: &RunOutcome, repro: Result<&RunOutcome, &str>, wall: Dura
     s
 }
 
-fn trail_text(s: &mut String, trail: &ProbeTrail) {
+fn trail_text(s: &mut String, trail: &ProbeTrail, calls: &[Call]) {
     let Some(trigger) = &trail.trigger else {
         s.push_str("=== AUTO-PROBE: scx_exit did not fire ===\n");
         return;
@@ -65,7 +66,6 @@ fn trail_text(s: &mut String, trail: &ProbeTrail) {
         let _ =
             writeln!(s, "(no probed call names that task: the calls on CPU {} up to the exit instead)", trigger.cpu);
     }
-    let calls = stitch(trail, trigger.ts_ns);
     if calls.is_empty() {
         s.push_str("(no probed call of that task was recorded)\n");
         return;
@@ -154,9 +154,8 @@ fn call_text(s: &mut String, call: &Call) {
     }
 }
 
-fn pipeline_text(s: &mut String, trail: &ProbeTrail, wall: Duration) {
+fn pipeline_text(s: &mut String, trail: &ProbeTrail, after_stitch: usize, wall: Duration) {
     let p = &trail.pipeline;
-    let after_stitch = trail.trigger.as_ref().map_or(0, |t| stitch(trail, t.ts_ns).len());
     let names = |v: &[(String, String)]| v.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
     s.push_str("\n--- probe pipeline ---\n");
     let _ = writeln!(s, "extracted: {} functions from crash backtrace", p.extracted);
@@ -233,8 +232,9 @@ mod tests {
     #[test]
     fn the_trail_decodes_callbacks_and_kernel_functions() {
         let t = trail();
+        let calls = stitch(&t, t.trigger.as_ref().unwrap().ts_ns);
         let mut s = String::new();
-        trail_text(&mut s, &t);
+        trail_text(&mut s, &t, &calls);
         assert!(
             s.starts_with("=== AUTO-PROBE: scx_exit fired ===\nexit claimed by ktstr-worker[131] on CPU 1\n"),
             "{s}"
@@ -265,7 +265,7 @@ mod tests {
             }
         }
         let mut s = String::new();
-        pipeline_text(&mut s, &t, Duration::from_millis(8700));
+        pipeline_text(&mut s, &t, calls.len(), Duration::from_millis(8700));
         assert!(s.contains("\ntrigger: attached (tp_btf/sched_ext_exit)\n"), "{s}");
         let want = format!(", {} after stitch", calls.len());
         assert!(s.contains(&want), "{s}");
@@ -282,10 +282,12 @@ mod tests {
             e.args.clear();
         }
         t.funcs.truncate(2);
+        let calls = stitch(&t, u64::MAX);
         let mut s = String::new();
-        trail_text(&mut s, &t);
-        pipeline_text(&mut s, &t, Duration::ZERO);
+        trail_text(&mut s, &t, &calls);
+        pipeline_text(&mut s, &t, calls.len(), Duration::ZERO);
+        drop(calls);
         t.trigger = None;
-        trail_text(&mut s, &t);
+        trail_text(&mut s, &t, &[]);
     }
 }

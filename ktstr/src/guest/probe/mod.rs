@@ -51,8 +51,7 @@ pub fn start(plan: &ProbePlan) -> Probes {
 }
 
 fn start_inner(plan: &ProbePlan) -> Probes {
-    let trace = probe_trace;
-    trace("start");
+    probe_trace("start");
     let mut pipeline = Pipeline {
         extracted: plan.stack.len(),
         traceable: 0,
@@ -86,9 +85,9 @@ fn start_inner(plan: &ProbePlan) -> Probes {
             return probes;
         }
     };
-    trace("vmlinux BTF read");
+    probe_trace("vmlinux BTF read");
     probes.targets = targets(plan, &resolver, &mut pipeline);
-    trace("targets resolved");
+    probe_trace("targets resolved");
     match attach::attach(&probes.targets, plan.break_trigger, &mut pipeline) {
         Ok(a) => {
             probes.collector = Some(event::collect(&a, probes.buffer.clone(), probes.stop.clone(), RING));
@@ -165,6 +164,8 @@ impl Probes {
         if let Some(a) = self.attached.as_mut() {
             a.detach();
         }
+        // Programs already running when their link went away may still
+        // submit: give them a moment before the last drain.
         std::thread::sleep(std::time::Duration::from_millis(200));
         self.stop.store(true, Ordering::Relaxed);
         if let Some(c) = self.collector.take() {
