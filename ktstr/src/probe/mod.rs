@@ -147,6 +147,10 @@ pub struct Pipeline {
     /// Events the ring buffer had no room for.
     #[serde(default)]
     pub events_lost: u64,
+    /// Events the guest still held when the scheduler had exited (the
+    /// window stitching chose from).
+    #[serde(default)]
+    pub events_held: u64,
     /// Time from the scheduler's attach to the probes recording.
     #[serde(default)]
     pub setup_ms: u64,

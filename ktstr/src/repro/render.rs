@@ -178,6 +178,9 @@ fn pipeline_text(s: &mut String, trail: &ProbeTrail, after_stitch: usize, wall: 
     }
     let _ = writeln!(s, "probe_data: {} keys, {} unmatched IPs", p.probe_keys, p.unmatched);
     let _ = write!(s, "events: {} captured, {after_stitch} after stitch", p.events_captured);
+    if p.events_held < p.events_captured {
+        let _ = write!(s, " ({} held in the guest at the exit)", p.events_held);
+    }
     if p.events_lost > 0 {
         let _ = write!(s, " ({} lost: ring buffer full)", p.events_lost);
     }

@@ -67,6 +67,7 @@ fn start_inner(plan: &ProbePlan) -> Probes {
         unmatched: 0,
         events_captured: 0,
         events_lost: 0,
+        events_held: 0,
         setup_ms: 0,
     };
     let mut probes = Probes {
@@ -175,6 +176,7 @@ impl Probes {
         self.pipeline.events_captured = counters.events;
         self.pipeline.unmatched = counters.unmatched;
         self.pipeline.events_lost = counters.lost;
+        self.pipeline.events_held = buffer.len() as u64;
         let trigger = buffer.iter().find(|e| e.kind == event::TRIGGER).map(|e| Trigger {
             ts_ns: e.ts,
             cpu: e.cpu,
