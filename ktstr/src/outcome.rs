@@ -57,9 +57,8 @@ pub struct RunOutcome {
     pub guest_errors: Vec<(String, String)>,
     /// The guest runtime's exit code, if it got to power off.
     pub guest_exit_code: Option<i32>,
-    /// `Kernel panic - not syncing: ...` line from the console, if any.
-    pub kernel_panic: Option<String>,
-    /// The kernel's oops or panic, with its console excerpt.
+    /// The kernel's oops or panic, with its console excerpt and the
+    /// `Kernel panic - not syncing: ...` reason.
     pub kernel_crash: Option<crash::KernelCrash>,
     /// Auto-repro's probe trail (a repro VM's run only).
     pub probe_trail: Option<crate::probe::ProbeTrail>,
@@ -82,10 +81,6 @@ impl RunOutcome {
             sched_attach_ms: None,
             guest_errors: Vec::new(),
             guest_exit_code: None,
-            kernel_panic: vm
-                .console
-                .lines()
-                .find_map(|l| l.split_once("Kernel panic - not syncing:").map(|(_, m)| m.trim().to_string())),
             kernel_crash: crash::kernel_crash(&vm.console),
             probe_trail: None,
             vm,
@@ -157,7 +152,7 @@ impl RunOutcome {
             )),
             VmExit::Exited { .. } => {}
         }
-        if let Some(p) = &self.kernel_panic {
+        if let Some(p) = self.kernel_crash.as_ref().and_then(|k| k.panic.as_ref()) {
             why.push(format!("guest kernel panicked: {p}"));
         }
         for (stage, msg) in &self.guest_errors {
@@ -246,7 +241,7 @@ mod tests {
     fn kernel_panic_during_payload() {
         let o = fixture("kernel_panic", EXITED);
         assert_eq!(o.stage, StageReached::PayloadNoResult);
-        assert_eq!(o.kernel_panic.as_deref(), Some("sysrq triggered crash"));
+        assert_eq!(o.kernel_crash.as_ref().and_then(|k| k.panic.as_deref()), Some("sysrq triggered crash"));
         assert_eq!(o.failure_reasons(), ["guest kernel panicked: sysrq triggered crash"]);
     }
 

@@ -22,6 +22,9 @@ pub struct KernelCrash {
     /// The console from the first line of the crash to the panic (or the
     /// end of its trace), timestamps kept.
     pub excerpt: Vec<String>,
+    /// The reason of the `Kernel panic - not syncing: ` line, if the
+    /// kernel got that far.
+    pub panic: Option<String>,
 }
 
 /// The first kernel crash in `console`, if any. A `BUG: ...` line alone
@@ -60,7 +63,8 @@ pub fn kernel_crash(console: &str) -> Option<KernelCrash> {
         _ => return None,
     };
     let end = crash_end(&bodies, start).min(start + EXCERPT_MAX);
-    Some(KernelCrash { summary, excerpt: lines[start..end].iter().map(|l| l.to_string()).collect() })
+    let panic = panic_at.and_then(|p| panic_reason(bodies[p])).map(str::to_string);
+    Some(KernelCrash { summary, excerpt: lines[start..end].iter().map(|l| l.to_string()).collect(), panic })
 }
 
 /// How far before an `Oops: ` line its `BUG: ` line may be (`#PF:` lines
@@ -94,8 +98,10 @@ fn crash_end(bodies: &[&str], from: usize) -> usize {
         .map_or(bodies.len(), |p| from + p + 1)
 }
 
+/// Anywhere in the line: a console with caller ids (`[T99] `) puts more
+/// than a timestamp before it.
 fn panic_reason(body: &str) -> Option<&str> {
-    body.strip_prefix("Kernel panic - not syncing: ").map(str::trim_end)
+    body.split_once("Kernel panic - not syncing:").map(|(_, r)| r.trim())
 }
 
 /// A console line without its `[    3.291777] ` stamp.
