@@ -24,6 +24,8 @@ use btf::{Resolver, Signature};
 const RING: usize = 50_000;
 /// Events of the triggering task sent to the host.
 const SENT: usize = 256;
+/// Of those, returns that come after the exit (of calls in flight).
+const AFTER: usize = 32;
 
 /// One thing to probe, with its signature.
 pub(crate) struct Target {
@@ -186,12 +188,11 @@ impl Probes {
         });
         let (mut events, mut by_cpu) = (Vec::new(), false);
         if let Some(t) = &trigger {
-            events = self.select(&buffer, |e| self.about(e, t.task));
-            // Nothing names the task (seen now and then under TCG with a
-            // worker as the exiting task): the path its CPU took to the
-            // exit is the next best thing, and the report says which.
+            events = self.select(&buffer, t.ts_ns, |e| self.about(e, t.task));
+            // Nothing names the task: the path its CPU took to the exit is
+            // the next best thing, and the report says which.
             if events.is_empty() {
-                events = self.select(&buffer, |e| e.cpu == t.cpu && e.ts <= t.ts_ns);
+                events = self.select(&buffer, t.ts_ns, |e| e.cpu == t.cpu);
                 by_cpu = true;
             }
         }
@@ -213,11 +214,26 @@ impl Probes {
     }
 
     /// The last [`SENT`] probe events `keep` picks.
-    fn select(&self, buffer: &VecDeque<event::Raw>, keep: impl Fn(&event::Raw) -> bool) -> Vec<ProbeEvent> {
-        let picked: Vec<&event::Raw> = buffer.iter().filter(|e| e.kind != event::TRIGGER && keep(e)).collect();
-        let from = picked.len().saturating_sub(SENT);
-        picked[from..]
+    /// The events `keep` picks up to the exit (the last [`SENT`] less
+    /// [`AFTER`]), then the returns after it of calls still in flight.
+    /// Not simply the latest: once the exit is claimed, the kernel's
+    /// disable path calls the scheduler's callbacks for every task
+    /// (bypass, exit_task), so a task's latest events all postdate the
+    /// crash.
+    fn select(
+        &self,
+        buffer: &VecDeque<event::Raw>,
+        exit_ns: u64,
+        keep: impl Fn(&event::Raw) -> bool,
+    ) -> Vec<ProbeEvent> {
+        let kept = |e: &&event::Raw| e.kind != event::TRIGGER && keep(e);
+        let before: Vec<&event::Raw> = buffer.iter().filter(|e| e.ts <= exit_ns).filter(kept).collect();
+        let after = buffer.iter().filter(|e| e.ts > exit_ns && e.kind == event::EXIT).filter(kept).take(AFTER);
+        let from = before.len().saturating_sub(SENT - AFTER);
+        before[from..]
             .iter()
+            .copied()
+            .chain(after)
             .map(|e| {
                 let nfields = self.targets.get(e.func as usize).map_or(0, |t| t.sig.reads.len());
                 let nargs = self.targets.get(e.func as usize).map_or(0, |t| t.func.params.len());
