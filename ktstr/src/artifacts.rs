@@ -1,7 +1,8 @@
 //! What a run leaves on disk for tooling: per kernel, a run directory
 //! `<target>/ktstr/<kernel release>/`; per test variant, a stats sidecar
 //! `{test}-{variant:016x}.ktstr.json` and, when it failed, a
-//! `{test}-{variant:016x}.failure-dump.json`. The dump path is cleared
+//! `{test}-{variant:016x}.failure-dump.json` (and `.repro.failure-dump.json`
+//! for its auto-repro VM). The dump paths are cleared
 //! before each run, so a passing rerun leaves no stale dump; every file is
 //! written whole (temporary file, then rename).
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use crate::dump::FailureDump;
 use crate::outcome::RunOutcome;
 
 /// Overrides `<target>/ktstr` as the root of the run directories.
@@ -44,6 +46,11 @@ impl Artifacts {
         self.dir.join(format!("{}.failure-dump.json", self.stem))
     }
 
+    /// The auto-repro VM's own dump, beside the primary's.
+    pub fn repro_dump_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.repro.failure-dump.json", self.stem))
+    }
+
     pub fn stats_path(&self) -> PathBuf {
         self.dir.join(format!("{}.ktstr.json", self.stem))
     }
@@ -51,6 +58,7 @@ impl Artifacts {
     /// Before a run: no dump from an earlier one may survive it.
     pub fn clear(&self) {
         let _ = std::fs::remove_file(self.dump_path());
+        let _ = std::fs::remove_file(self.repro_dump_path());
     }
 
     /// The stats sidecar of any run that reached a VM.
@@ -71,26 +79,62 @@ impl Artifacts {
         write_atomic(&self.stats_path(), &serde_json::to_vec_pretty(&doc)?)
     }
 
-    /// The failure dump. No post-mortem of the scheduler's BPF state is
-    /// captured yet, so every dump is the spec's placeholder shape, saying
-    /// at which stage the run failed and why no state is there.
-    pub fn write_failure_dump(&self, v: &Variant, stage: &str, attached: bool) -> Result<()> {
-        let why = if attached {
-            "the scheduler attached, but ktstr does not capture its BPF state yet"
-        } else {
-            "probe did not attach before failure"
-        };
-        let doc = json!({
+    /// The failure dump of the run (`repro`: of its auto-repro VM): the
+    /// guest's post-mortem of the scheduler's BPF state when it sent one,
+    /// else the spec's placeholder, saying at which stage the run failed
+    /// and why no state is there.
+    pub fn write_failure_dump(&self, v: &Variant, run: &DumpSource, repro: bool) -> Result<()> {
+        let mut doc = json!({
             "schema": "single",
             "test": v.test,
             "scheduler": v.scheduler,
             "topology": v.topology,
             "kernel": v.kernel_release,
-            "maps": [],
-            "sdt_alloc_unavailable": format!("test failed at stage `{stage}`; no BPF state captured ({why})"),
-            "is_placeholder": true,
+            "stage": run.stage,
         });
-        write_atomic(&self.dump_path(), &serde_json::to_vec_pretty(&doc)?)
+        let fields = match run.dump {
+            Some(d) => json!({
+                "taken": d.taken,
+                "at_ms": d.at_ms,
+                "maps": d.maps,
+                "progs": d.progs,
+                "problems": d.problems,
+                "is_placeholder": false,
+            }),
+            None => {
+                let why = if run.attached {
+                    "the scheduler attached, but the guest ended before it read the scheduler's BPF state"
+                } else {
+                    "probe did not attach before failure"
+                };
+                json!({
+                    "maps": [],
+                    "sdt_alloc_unavailable":
+                        format!("test failed at stage `{}`; no BPF state captured ({why})", run.stage),
+                    "is_placeholder": true,
+                })
+            }
+        };
+        if let (Some(d), Some(f)) = (doc.as_object_mut(), fields.as_object()) {
+            d.extend(f.clone());
+        }
+        let path = if repro { self.repro_dump_path() } else { self.dump_path() };
+        write_atomic(&path, &serde_json::to_vec_pretty(&doc)?)
+    }
+}
+
+/// What a failure dump is written from: one VM run.
+pub struct DumpSource<'a> {
+    /// The stage reached, in the report's words.
+    pub stage: &'a str,
+    /// Whether the scheduler had attached.
+    pub attached: bool,
+    pub dump: Option<&'a FailureDump>,
+}
+
+impl<'a> DumpSource<'a> {
+    pub fn of(o: &'a RunOutcome, stage: &'a str) -> Self {
+        DumpSource { stage, attached: o.sched_attach_ms.is_some(), dump: o.failure_dump.as_ref() }
     }
 }
 
@@ -149,7 +193,8 @@ mod tests {
             topology: "1n1l2c1t",
             kernel_release: "7.3.4",
         };
-        a.write_failure_dump(&v, "payload started but produced no test result", false).unwrap();
+        let run = DumpSource { stage: "payload started but produced no test result", attached: false, dump: None };
+        a.write_failure_dump(&v, &run, false).unwrap();
         let d: serde_json::Value = serde_json::from_slice(&std::fs::read(a.dump_path()).unwrap()).unwrap();
         assert_eq!(d["schema"], "single");
         assert_eq!(d["maps"], serde_json::json!([]));
@@ -178,5 +223,41 @@ mod tests {
         assert!(a.stem.starts_with("t-") && a.stem.len() == 2 + 16, "{}", a.stem);
         assert_eq!(a.dump_path().file_name().unwrap(), format!("{}.failure-dump.json", a.stem).as_str());
         assert!(a.dir.ends_with("ktstr/7.3.4"), "{}", a.dir.display());
+    }
+
+    /// A full post-mortem, from a real crash's dump (scx-ktstr's `crash`
+    /// knob; captured by `bpf_crash_auto_repro_e2e_trail`), written as the
+    /// repro's sibling file.
+    #[test]
+    fn full_dump_keeps_the_guest_post_mortem() {
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dump/failure_dump.json");
+        let dump: FailureDump = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+        let dir = std::env::temp_dir().join(format!("ktstr-full-dump-{}", std::process::id()));
+        let a = Artifacts { dir: dir.clone(), stem: "t-0000000000000002".into() };
+        let v = Variant {
+            test: "t",
+            scheduler: Some("scx-ktstr"),
+            sched_args: &[],
+            topology: "1n1l4c1t",
+            kernel_release: "7.3.4",
+        };
+        let run =
+            DumpSource { stage: "payload started but produced no test result", attached: true, dump: Some(&dump) };
+        a.write_failure_dump(&v, &run, true).unwrap();
+        assert!(!a.dump_path().exists());
+        let d: serde_json::Value = serde_json::from_slice(&std::fs::read(a.repro_dump_path()).unwrap()).unwrap();
+        assert_eq!(d["schema"], "single");
+        assert_eq!(d["is_placeholder"], false);
+        assert_eq!(d["taken"], "scheduler exited");
+        let bss = d["maps"].as_array().unwrap().iter().find(|m| m["name"].as_str().unwrap().ends_with(".bss")).unwrap();
+        assert_eq!(bss["entries"][0]["value"]["crash"], 1);
+        assert!(d["progs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "ktstr_dispatch" && p["run_cnt"].as_u64() > Some(0)));
+        a.clear();
+        assert!(!a.repro_dump_path().exists(), "clear() removes the repro dump too");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

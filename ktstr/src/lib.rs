@@ -11,14 +11,15 @@
 //! steps) over `workload` (forked workers that record, in shared memory,
 //! how they were scheduled) → `check` (verdicts and thresholds) →
 //! `outcome` (what the host learned) → `crash` (the cause, read from the
-//! text a crash leaves) → `repro` (auto-repro: the crash replayed in a
+//! text a crash leaves; `dump`, the guest's post-mortem of the scheduler's
+//! BPF state) → `repro` (auto-repro: the crash replayed in a
 //! second VM whose guest probes the crash path, `guest::probe`, and sends
 //! back a `probe::ProbeTrail`) → `report` → `test_support` (the glue
 //! `#[ktstr_test]` expands to).
 //!
 //! The records that cross the channel are plain data owned by the stage
 //! that produces them (`workload::WorkerReport`, `scenario::ScenarioStats`,
-//! `check::AssertResult`, `probe::ProbeTrail`); none of those modules imports the channel, the
+//! `check::AssertResult`, `probe::ProbeTrail`, `dump::FailureDump`); none of those modules imports the channel, the
 //! guest runtime or anything host-side.
 
 pub mod artifacts;
@@ -27,6 +28,7 @@ pub mod channel;
 pub mod check;
 pub mod crash;
 pub mod debian;
+pub mod dump;
 pub mod guest;
 pub mod kernel;
 pub mod outcome;

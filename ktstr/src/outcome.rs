@@ -62,6 +62,9 @@ pub struct RunOutcome {
     pub kernel_crash: Option<crash::KernelCrash>,
     /// Auto-repro's probe trail (a repro VM's run only).
     pub probe_trail: Option<crate::probe::ProbeTrail>,
+    /// The guest's post-mortem of the scheduler's BPF state (the last one
+    /// sent: a hang's dump is superseded by the one after the payload).
+    pub failure_dump: Option<crate::dump::FailureDump>,
     pub vm: VmOutput,
 }
 
@@ -83,6 +86,7 @@ impl RunOutcome {
             guest_exit_code: None,
             kernel_crash: crash::kernel_crash(&vm.console),
             probe_trail: None,
+            failure_dump: None,
             vm,
         };
         let (mut sched_started, mut payload_started) = (false, false);
@@ -104,6 +108,7 @@ impl RunOutcome {
                 GuestMessage::TestResult(r) => o.result = Some(r.clone()),
                 GuestMessage::Exit { code } => o.guest_exit_code = Some(*code),
                 GuestMessage::ProbeTrail(t) => o.probe_trail = Some((**t).clone()),
+                GuestMessage::FailureDump(d) => o.failure_dump = Some((**d).clone()),
             }
         }
         // A kernel crash ends everything after it: it is the cause even

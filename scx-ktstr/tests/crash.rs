@@ -65,7 +65,11 @@ fn bpf_crash_auto_repro_e2e_trail() {
         let trail = f.repro.as_ref().and_then(|r| r.probe_trail.as_ref()).expect("a probe trail");
         let dir = std::path::PathBuf::from(dir);
         std::fs::write(dir.join("probe_trail.json"), serde_json::to_vec_pretty(trail).unwrap()).unwrap();
+        let dump = f.outcome.as_ref().and_then(|o| o.failure_dump.as_ref()).expect("a failure dump");
+        std::fs::write(dir.join("failure_dump.json"), serde_json::to_vec_pretty(dump).unwrap()).unwrap();
     }
+    assert_post_mortem(f.outcome.as_ref().and_then(|o| o.failure_dump.as_ref()), "primary");
+    assert_post_mortem(f.repro.as_ref().and_then(|o| o.failure_dump.as_ref()), "repro");
     let r = &f.report;
     let lines: Vec<&str> = r.lines().collect();
     let summary =
@@ -112,6 +116,20 @@ fn bpf_crash_auto_repro_e2e_trail() {
     assert!(c[1].parse::<u64>().unwrap() > 0 && c[2].parse::<u64>().unwrap() > 0, "{pipeline}");
     assert!(pipeline.contains("\nrepro VM duration: "), "{pipeline}");
     assert!(pipeline.contains("\ncrash reproduced: scx_bpf_error (src/bpf/main.bpf.c:"), "{pipeline}");
+}
+
+/// The guest's post-mortem of the crashed scheduler: its `.bss` with the
+/// knob that crashed it, by variable name, and its callbacks' counters.
+fn assert_post_mortem(dump: Option<&ktstr::dump::FailureDump>, run: &str) {
+    let d = dump.unwrap_or_else(|| panic!("the {run} run sent no failure dump"));
+    let text = serde_json::to_string_pretty(d).unwrap();
+    assert_eq!(d.taken, "scheduler exited", "{run}: {text}");
+    let bss = d.maps.iter().find(|m| m.name.ends_with(".bss")).unwrap_or_else(|| panic!("{run}: no .bss map: {text}"));
+    assert!(bss.typed, "{run}: .bss not typed: {text}");
+    assert_eq!(bss.entries[0].value["crash"], 1, "{run}: {text}");
+    let dispatch = d.progs.iter().find(|p| p.name.starts_with("ktstr_dispatch"));
+    let dispatch = dispatch.unwrap_or_else(|| panic!("{run}: no ktstr_dispatch program: {text}"));
+    assert!(dispatch.run_cnt > 0 && dispatch.verified_insns > 0, "{run}: {text}");
 }
 
 /// The pipeline without its trigger: said so in the spec's shape, nothing

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::AssertResult;
+use crate::dump::FailureDump;
 use crate::probe::ProbeTrail;
 
 /// How far the guest runtime got. Sent as each stage is reached, so the
@@ -53,6 +54,8 @@ pub enum GuestMessage {
     },
     /// The test function's verdict.
     TestResult(AssertResult),
+    /// The scheduler's BPF state after a failure (see [`FailureDump`]).
+    FailureDump(Box<FailureDump>),
     /// Auto-repro's probe trail, once the scheduler has exited.
     ProbeTrail(Box<ProbeTrail>),
     /// The guest runtime is about to power off with this exit code.

@@ -4,6 +4,7 @@
 //! filesystems, open the channel, read the plan, start the scheduler and
 //! wait for it to attach, run the test function, report, power off.
 
+mod bpf_state;
 pub mod map_write;
 mod mounts;
 mod probe;
@@ -57,12 +58,17 @@ fn run() -> i32 {
 
     let mut sched = None;
     if let Some(launch) = &plan.scheduler {
+        if let Err(e) = bpf_state::enable_stats() {
+            reporter.error("scheduler", e);
+        }
         match scheduler::start(launch, &reporter, Duration::from_secs(plan.attach_timeout_s)) {
             Ok(s) => sched = Some(s),
             Err(e) => return reporter.fail("scheduler", format!("{e:#}")),
         }
     }
 
+    // Held before anything can fail, so a post-mortem outlives the scheduler.
+    let held = sched.as_ref().map(|s| std::sync::Arc::new(bpf_state::hold(s.pid())));
     // Auto-repro's probes go on before the workload, so the path to the
     // crash is recorded from its start.
     let probes = plan.probes.as_ref().filter(|_| sched.is_some()).map(probe::start);
@@ -72,7 +78,15 @@ fn run() -> i32 {
     let payload_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     if sched.is_some() && plan.hang_dump_after_s > 0 {
         let (done, after) = (payload_done.clone(), Duration::from_secs(plan.hang_dump_after_s));
-        std::thread::spawn(move || scheduler::dump_if_hung(&reporter, &done, after));
+        let held = held.clone();
+        std::thread::spawn(move || {
+            if scheduler::dump_if_hung(&reporter, &done, after) {
+                if let Some(h) = held {
+                    reporter
+                        .send(&GuestMessage::FailureDump(Box::new(h.dump("payload hung", after.as_millis() as u64))));
+                }
+            }
+        });
     }
     if !plan.map_writes.is_empty() {
         let writes = plan.map_writes.clone();
@@ -96,8 +110,14 @@ fn run() -> i32 {
     payload_done.store(true, std::sync::atomic::Ordering::Relaxed);
     // A scheduler that died under the workload fails the test, whatever
     // the function said.
-    if let (Some(s), Some(w)) = (sched.as_mut(), watch) {
-        s.check_alive_after_payload(&reporter, w, payload_start);
+    let died = match (sched.as_mut(), watch) {
+        (Some(s), Some(w)) => s.check_alive_after_payload(&reporter, w, payload_start),
+        _ => false,
+    };
+    if let Some(h) = held.as_ref().filter(|_| died || !verdict.passed) {
+        let taken = if died { "scheduler exited" } else { "test failed" };
+        let at = payload_start.elapsed().as_millis() as u64;
+        reporter.send(&GuestMessage::FailureDump(Box::new(h.dump(taken, at))));
     }
     if let Some(p) = probes {
         reporter.send(&GuestMessage::ProbeTrail(Box::new(p.finish())));

@@ -153,9 +153,15 @@ impl RunningScheduler {
     /// After the payload: reports a death the watch did not (it stopped
     /// first, or there was none), giving a scheduler the kernel has
     /// already ended a moment to exit.
-    pub fn check_alive_after_payload(&mut self, reporter: &Reporter, watch: DeathWatch, payload_start: Instant) {
+    /// True if the scheduler died.
+    pub fn check_alive_after_payload(
+        &mut self,
+        reporter: &Reporter,
+        watch: DeathWatch,
+        payload_start: Instant,
+    ) -> bool {
         if watch.finish() {
-            return;
+            return true;
         }
         let deadline = Instant::now() + EXIT_GRACE;
         while attached_ops(None).is_none() && Instant::now() < deadline {
@@ -165,9 +171,10 @@ impl RunningScheduler {
             std::thread::sleep(Duration::from_millis(20));
         }
         let exited = self.child().try_wait().ok().flatten();
-        if let Some(status) = exited {
+        if let Some(status) = &exited {
             report_death(reporter, status.to_string(), payload_start.elapsed());
         }
+        exited.is_some()
     }
 
     /// SIGTERM, a grace period for its exit report, then SIGKILL.
@@ -229,17 +236,18 @@ pub fn send_sched_ext_dump(reporter: &Reporter) {
 /// Before the VM's wall-clock limit kills a payload that never returns,
 /// asks the kernel for a dump on demand (sysrq `D`: the scheduler keeps
 /// running) and sends it, so a hang comes with the scheduler's state.
-pub fn dump_if_hung(reporter: &Reporter, done: &AtomicBool, after: Duration) {
+/// True if the payload was still running.
+pub fn dump_if_hung(reporter: &Reporter, done: &AtomicBool, after: Duration) -> bool {
     std::thread::sleep(after);
     if done.load(Ordering::Relaxed) {
-        return;
+        return false;
     }
     if let Err(e) = std::fs::write("/proc/sysrq-trigger", "D") {
         reporter.error(
             "hang",
             format!("payload still running after {}s; sysrq D for a sched_ext dump failed: {e}", after.as_secs()),
         );
-        return;
+        return true;
     }
     // The dump is written from a work item; give it a moment.
     std::thread::sleep(Duration::from_secs(1));
@@ -251,4 +259,5 @@ pub fn dump_if_hung(reporter: &Reporter, done: &AtomicBool, after: Duration) {
         ),
     );
     send_sched_ext_dump(reporter);
+    true
 }

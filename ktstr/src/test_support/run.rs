@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::KtstrTestEntry;
-use crate::artifacts::{Artifacts, Variant};
+use crate::artifacts::{Artifacts, DumpSource, Variant};
 use crate::kernel::{self, KernelImage, SchedExtSupport};
 use crate::outcome::RunOutcome;
 use crate::plan::{GuestPlan, SchedulerLaunch};
@@ -69,8 +69,10 @@ pub fn run_ktstr_test(entry: &KtstrTestEntry) {
         if let Some(dir) = &f.run_dir {
             eprintln!("run directory kept: {}", dir.display());
         }
-        if let Some((a, _)) = artifacts.as_ref().filter(|(a, _)| a.dump_path().exists()) {
-            eprintln!("failure dump: {}", a.dump_path().display());
+        if let Some((a, _)) = &artifacts {
+            for p in [a.dump_path(), a.repro_dump_path()].iter().filter(|p| p.exists()) {
+                eprintln!("failure dump: {}", p.display());
+            }
         }
         panic!("ktstr_test '{}' failed: {}", entry.name, f.reasons.first().map(String::as_str).unwrap_or("see report"));
     }
@@ -124,7 +126,11 @@ fn record(a: &Artifacts, v: &Variant, entry: &KtstrTestEntry, res: &Result<RunOu
     };
     let mut written = a.write_stats(v, outcome, &reasons, entry.expect_err);
     if !reasons.is_empty() {
-        written = written.and_then(|_| a.write_failure_dump(v, &stage, outcome.sched_attach_ms.is_some()));
+        written = written.and_then(|_| a.write_failure_dump(v, &DumpSource::of(outcome, &stage), false));
+    }
+    if let Err(KtstrFailure { repro: Some(r), .. }) = res {
+        let stage = r.stage.to_string();
+        written = written.and_then(|_| a.write_failure_dump(v, &DumpSource::of(r, &stage), true));
     }
     if let Err(e) = written {
         eprintln!("ktstr: warning: writing artifacts under {}: {e:#}", a.dir.display());
