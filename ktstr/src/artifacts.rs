@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::dump::FailureDump;
 use crate::outcome::RunOutcome;
+use crate::vm::qmp::VcpuRegisters;
 
 /// Overrides `<target>/ktstr` as the root of the run directories.
 pub const OUTPUT_DIR_ENV: &str = "KTSTR_OUTPUT_DIR";
@@ -115,8 +116,18 @@ impl Artifacts {
                 })
             }
         };
-        if let (Some(d), Some(f)) = (doc.as_object_mut(), fields.as_object()) {
-            d.extend(f.clone());
+        let vcpus = match run.vcpus {
+            Some(Ok(cpus)) => json!({ "vcpus": cpus }),
+            Some(Err(e)) => json!({ "vcpus": [], "vcpus_unavailable": e }),
+            None => json!({
+                "vcpus": [],
+                "vcpus_unavailable": "read only when the wall-clock limit stops a hung guest; this VM ended by itself",
+            }),
+        };
+        if let Some(d) = doc.as_object_mut() {
+            for f in [fields, vcpus] {
+                d.extend(f.as_object().cloned().unwrap_or_default());
+            }
         }
         let path = if repro { self.repro_dump_path() } else { self.dump_path() };
         write_atomic(&path, &serde_json::to_vec_pretty(&doc)?)
@@ -130,11 +141,18 @@ pub struct DumpSource<'a> {
     /// Whether the scheduler had attached.
     pub attached: bool,
     pub dump: Option<&'a FailureDump>,
+    /// The vCPUs' registers, when QEMU's monitor was asked (a hang).
+    pub vcpus: Option<&'a Result<Vec<VcpuRegisters>, String>>,
 }
 
 impl<'a> DumpSource<'a> {
     pub fn of(o: &'a RunOutcome, stage: &'a str) -> Self {
-        DumpSource { stage, attached: o.sched_attach_ms.is_some(), dump: o.failure_dump.as_ref() }
+        DumpSource {
+            stage,
+            attached: o.sched_attach_ms.is_some(),
+            dump: o.failure_dump.as_ref(),
+            vcpus: o.vm.vcpu_registers.as_ref(),
+        }
     }
 }
 
@@ -193,7 +211,12 @@ mod tests {
             topology: "1n1l2c1t",
             kernel_release: "7.3.4",
         };
-        let run = DumpSource { stage: "payload started but produced no test result", attached: false, dump: None };
+        let run = DumpSource {
+            stage: "payload started but produced no test result",
+            attached: false,
+            dump: None,
+            vcpus: None,
+        };
         a.write_failure_dump(&v, &run, false).unwrap();
         let d: serde_json::Value = serde_json::from_slice(&std::fs::read(a.dump_path()).unwrap()).unwrap();
         assert_eq!(d["schema"], "single");
@@ -241,8 +264,12 @@ mod tests {
             topology: "1n1l4c1t",
             kernel_release: "7.3.4",
         };
-        let run =
-            DumpSource { stage: "payload started but produced no test result", attached: true, dump: Some(&dump) };
+        let run = DumpSource {
+            stage: "payload started but produced no test result",
+            attached: true,
+            dump: Some(&dump),
+            vcpus: None,
+        };
         a.write_failure_dump(&v, &run, true).unwrap();
         assert!(!a.dump_path().exists());
         let d: serde_json::Value = serde_json::from_slice(&std::fs::read(a.repro_dump_path()).unwrap()).unwrap();

@@ -89,6 +89,13 @@ fn run_expect_failure(payload: &str, opts: RunOptions) -> KtstrFailure {
             eprintln!("{}", f.report);
             // Kept for a real failure; here the failure is the expectation.
             if let Some(dir) = &f.run_dir {
+                // How ktstr/tests/fixtures/qmp/ was captured.
+                if let Some(to) = std::env::var_os("KTSTR_CRASH_CAPTURE_DIR") {
+                    let _ = std::fs::copy(
+                        dir.join("vcpu-registers.txt"),
+                        std::path::PathBuf::from(to).join("info_registers.txt"),
+                    );
+                }
                 let _ = std::fs::remove_dir_all(dir);
             }
             f
@@ -165,6 +172,19 @@ fn guest_that_never_powers_off_hits_the_limit() {
         outcome.sched_ext_dump
     );
     assert!(f.report.contains("\n--- sched_ext dump ---\n"), "{}", f.report);
+    // Where each vCPU was when the limit stopped it, from QEMU's monitor.
+    let cpus = match &outcome.vm.vcpu_registers {
+        Some(Ok(cpus)) => cpus,
+        other => panic!("no vCPU registers at the limit: {other:?}"),
+    };
+    assert_eq!(cpus.len(), 2, "{cpus:?}");
+    assert!(cpus.iter().all(|c| c.regs.get("RIP").is_some_and(|r| r.len() == 16)), "{cpus:?}");
+    let vcpus = regex::Regex::new(r"\nvcpus at the limit \(QMP\):\n  cpu0: RIP=[0-9a-f]{16} RSP=").unwrap();
+    assert!(vcpus.is_match(&f.report), "{}", f.report);
+    // And the guest's post-mortem of the hung scheduler, taken before it.
+    let dump = outcome.failure_dump.as_ref().expect("a failure dump for the hang");
+    assert_eq!(dump.taken, "payload hung");
+    assert!(dump.maps.iter().any(|m| m.name.ends_with(".bss") && m.typed), "{dump:?}");
 }
 
 #[test]

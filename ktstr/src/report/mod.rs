@@ -95,6 +95,27 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
             let _ = writeln!(s, "scheduler: {status}");
         }
         let _ = writeln!(s, "vm: {} after {:.1}s", o.vm.exit, o.vm.wall.as_secs_f64());
+        match &o.vm.vcpu_registers {
+            Some(Ok(cpus)) => {
+                let _ = writeln!(s, "vcpus at the limit (QMP):");
+                for c in cpus {
+                    let r = |n: &str| c.regs.get(n).map_or("?", String::as_str);
+                    let _ = writeln!(
+                        s,
+                        "  cpu{}: RIP={} RSP={} CPL={} HLT={}",
+                        c.cpu,
+                        r("RIP"),
+                        r("RSP"),
+                        r("CPL"),
+                        r("HLT")
+                    );
+                }
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(s, "vcpus at the limit: not read ({e})");
+            }
+            None => {}
+        }
         if o.vm.boot_retries > 0 {
             let _ = writeln!(s, "boot retried {} time(s) after stalling before init", o.vm.boot_retries);
         }

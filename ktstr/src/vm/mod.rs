@@ -5,6 +5,7 @@
 mod accel;
 pub mod initramfs;
 mod qemu;
+pub mod qmp;
 mod slots;
 
 use std::path::PathBuf;
@@ -93,6 +94,10 @@ pub struct VmOutput {
     pub wall: Duration,
     /// Boots retried after stalling before init (see [`VmExit::BootStalled`]).
     pub boot_retries: u32,
+    /// The vCPUs' registers, read through QMP when the wall-clock limit
+    /// stopped a hung guest (`Err`: why they could not be read; `None`:
+    /// the VM ended by itself).
+    pub vcpu_registers: Option<Result<Vec<qmp::VcpuRegisters>, String>>,
 }
 
 /// Boots the VM and waits for it to end or hit its limit. Holds host CPU
@@ -105,22 +110,26 @@ pub fn run(spec: &VmSpec) -> anyhow::Result<VmOutput> {
     std::fs::create_dir_all(&spec.run_dir)?;
     let want = spec.accel.host_threads(spec.topology.cpus());
     let _slots = slots::acquire(want, host_cpus(), Duration::from_secs(3600))?;
-    let (mut exit, mut wall) = boot_once(spec)?;
+    let (mut exit, mut wall, mut regs) = boot_once(spec)?;
     let mut boot_retries = 0;
     if let VmExit::BootStalled { .. } = exit {
         eprintln!("ktstr: guest boot stalled before init ({}); retrying once", spec.run_dir.display());
         let console = spec.run_dir.join(qemu::CONSOLE_LOG);
         let _ = std::fs::rename(&console, console.with_extension("stalled-boot.log"));
         boot_retries = 1;
-        (exit, wall) = boot_once(spec)?;
+        (exit, wall, regs) = boot_once(spec)?;
     }
     let mut out = VmOutput::collect(&spec.run_dir, exit, wall);
     out.boot_retries = boot_retries;
+    out.vcpu_registers = regs;
     Ok(out)
 }
 
+/// The vCPUs' registers of a run stopped at its limit (see [`VmOutput`]).
+type Registers = Option<Result<Vec<qmp::VcpuRegisters>, String>>;
+
 /// One QEMU run to its end, its wall-clock limit or its boot deadline.
-fn boot_once(spec: &VmSpec) -> anyhow::Result<(VmExit, Duration)> {
+fn boot_once(spec: &VmSpec) -> anyhow::Result<(VmExit, Duration, Registers)> {
     let qemu_log = spec.run_dir.join(qemu::QEMU_LOG);
     let mut cmd = qemu::command(spec);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&qemu_log)?);
@@ -134,6 +143,7 @@ fn boot_once(spec: &VmSpec) -> anyhow::Result<(VmExit, Duration)> {
     })?;
     let channel = spec.run_dir.join(qemu::CHANNEL_LOG);
     let mut guest_spoke = false;
+    let mut regs = None;
     let exit = loop {
         if let Some(status) = child.try_wait()? {
             break VmExit::Exited { code: status.code() };
@@ -149,13 +159,17 @@ fn boot_once(spec: &VmSpec) -> anyhow::Result<(VmExit, Duration)> {
         if let Some(exit) =
             stalled.or((elapsed >= spec.time_limit).then_some(VmExit::TimedOut { limit: spec.time_limit }))
         {
+            // A hang: where each vCPU was is worth the few ms before the kill.
+            if let VmExit::TimedOut { .. } = exit {
+                regs = Some(qmp::stop_and_read_registers(&spec.run_dir).map_err(|e| format!("{e:#}")));
+            }
             let _ = child.kill();
             let _ = child.wait();
             break exit;
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    Ok((exit, started.elapsed()))
+    Ok((exit, started.elapsed(), regs))
 }
 
 impl VmOutput {
@@ -176,6 +190,7 @@ impl VmOutput {
                 .into_owned(),
             wall,
             boot_retries: 0,
+            vcpu_registers: None,
         }
     }
 }

@@ -30,6 +30,12 @@ pub fn command(spec: &VmSpec) -> Command {
     cmd.args(["-serial", "chardev:con"]);
     cmd.arg("-chardev").arg(format!("file,id=chan,path={}", chan.display()));
     cmd.args(["-serial", "chardev:chan"]);
+    // The monitor, for the vCPUs' registers of a hung guest.
+    // A socket path has at most 107 bytes: a longer run directory goes without.
+    let qmp = spec.run_dir.join(super::qmp::SOCKET);
+    if qmp.as_os_str().len() < 108 {
+        cmd.arg("-qmp").arg(format!("unix:{},server=on,wait=off", qmp.display()));
+    }
     cmd.arg("-kernel").arg(&spec.kernel);
     cmd.arg("-initrd").arg(&spec.initrd);
     cmd.arg("-append").arg(spec.cmdline());
