@@ -60,6 +60,11 @@ struct Opts {
     #[arg(long)]
     stall: bool,
 
+    /// Make ops.init fail with an error: the scheduler never attaches (a
+    /// crash before the workload).
+    #[arg(long)]
+    fail_init: bool,
+
     /// The kernel's sched_ext watchdog: a runnable task not run for this
     /// long ends the scheduler ("runnable task stall"). 0 keeps the
     /// kernel's default (30 s).
@@ -107,6 +112,7 @@ fn main() -> Result<()> {
     let rodata = skel.maps.rodata_data.as_mut().unwrap();
     rodata.slice_ns = opts.slice_us() * NSEC_PER_USEC as u64;
     rodata.slow = opts.slow;
+    rodata.fail_init = opts.fail_init;
     if opts.timeout_ms > 0 {
         skel.struct_ops.ktstr_ops_mut().timeout_ms = opts.timeout_ms;
     }

@@ -220,3 +220,24 @@ fn a_stall_is_summarized_with_the_kernel_watchdog_reason() {
     assert!(r.contains("\ntrigger: attached (tp_btf/sched_ext_exit)\n"), "{r}");
     assert!(r.contains("\ncrash reproduced: runnable task stall ("), "{r}");
 }
+
+/// A scheduler whose ops.init fails never attaches: auto-repro still
+/// replays it, and says the primary never reached the workload, so the
+/// reader chases the startup failure instead of the repro's trail.
+#[test]
+fn a_crash_before_the_workload_is_labelled_in_the_repro() {
+    let entry = find_test("demo_host_crash").expect("registered");
+    let opts = RunOptions { extra_sched_args: Some(vec!["--fail-init".into()]), ..Default::default() };
+    let f = run_ktstr_test_with(entry, &opts).expect_err("--fail-init must keep the scheduler from attaching");
+    eprintln!("{}", f.report);
+    assert!(
+        f.report.starts_with("BUG SUMMARY: scx_bpf_error (")
+            && f.report.lines().next().unwrap().contains("--fail-init"),
+        "{}",
+        f.report
+    );
+    let r = &f.report[f.report.find("--- auto-repro ---").expect("an auto-repro section")..];
+    let label = r.find("\nPRIMARY DID NOT REACH WORKLOAD\n").unwrap_or_else(|| panic!("no label:\n{r}"));
+    let verdict = r.rfind("\ncrash reproduced: ").unwrap_or_else(|| panic!("no verdict:\n{r}"));
+    assert!(label < verdict, "the label comes before the verdict:\n{r}");
+}

@@ -141,7 +141,7 @@ fn sigusr2_ends_the_scheduler_with_a_debug_dump() {
         "EXIT: scx_bpf_error (",
         "ktstr scheduler state:",
         "stall=0 crash=0 degrade_rt=0 watchdog_exit=1",
-        "rodata: slow=0 slice_us=20000",
+        "rodata: slow=0 fail_init=0 slice_us=20000",
     ] {
         assert!(log.contains(want), "scheduler log lacks `{want}`:\n{log}");
     }

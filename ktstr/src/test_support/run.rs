@@ -230,7 +230,13 @@ fn run_repro(
     let run = prepare(entry, opts, kernel, Some(plan))
         .map_err(|(stage, e)| format!("{stage}: {e:#}"))
         .and_then(|spec| {
+            // Verbose mode shows the repro VM as it runs: it takes a while.
+            let live = report::verbose_requested().then(|| {
+                eprintln!("ktstr: auto-repro VM console (live):");
+                vm::follow_console(&spec.run_dir, "  repro console | ")
+            });
             let out = vm::run(&spec).map_err(|e| format!("starting QEMU: {e:#}"));
+            drop(live);
             let _ = std::fs::remove_dir_all(&spec.run_dir);
             out
         })

@@ -3,6 +3,7 @@
 //! [`VmSpec`], returns a [`VmOutput`]; knows nothing about tests.
 
 mod accel;
+mod follow;
 pub mod initramfs;
 mod qemu;
 pub mod qmp;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 pub use accel::{choose as choose_accel, host_cpus, Accel};
+pub use follow::{follow_console, ConsoleFollower};
 pub use qemu::QEMU;
 
 use crate::channel::{Decoder, GuestMessage};

@@ -15,6 +15,8 @@
  *
  * - slow (read-only, --slow): every ops.dispatch burns KTSTR_SLOW_BURN_US
  *   and slices are short, so CPU-bound tasks really lose throughput.
+ * - fail_init (read-only, --fail-init): ops.init calls scx_bpf_error, so
+ *   the scheduler never attaches (a crash before any workload).
  * - stall (.bss, --stall or a host map write): tasks named ktstr-worker*
  *   are parked in a DSQ nothing consumes; everything else runs normally.
  *   The kernel's own watchdog ends the scheduler once a parked task has
@@ -34,6 +36,8 @@ const volatile u64 slice_ns = (u64)KTSTR_SLICE_US_DFL * KTSTR_NSEC_PER_USEC;
 
 /* Deliberately slow dispatch; set by the loader from --slow before load. */
 const volatile bool slow;
+/* ops.init fails with an error (--fail-init): a scheduler that never attaches. */
+const volatile bool fail_init;
 
 /* Host-controlled fault knobs (.bss, 0 = behave). */
 u32 stall;
@@ -204,8 +208,8 @@ void BPF_STRUCT_OPS(ktstr_dump, struct scx_dump_ctx *dctx)
 	scx_bpf_dump("ktstr scheduler state:\n");
 	scx_bpf_dump("stall=%u crash=%u degrade_rt=%u watchdog_exit=%u\n",
 		     stall, crash, degrade_rt, watchdog_exit);
-	scx_bpf_dump("rodata: slow=%d slice_us=%llu\n",
-		     slow, slice_ns / KTSTR_NSEC_PER_USEC);
+	scx_bpf_dump("rodata: slow=%d fail_init=%d slice_us=%llu\n",
+		     slow, fail_init, slice_ns / KTSTR_NSEC_PER_USEC);
 	scx_bpf_dump("slow_cnt=%llu nr_enqueued=%llu nr_dispatched=%llu nr_direct=%llu nr_stalled=%llu\n",
 		     slow_cnt, nr_enqueued, nr_dispatched, nr_direct, nr_stalled);
 	scx_bpf_dump("nr_queued=%d stall_queued=%d vtime_now=%llu\n",
@@ -222,7 +226,13 @@ void BPF_STRUCT_OPS(ktstr_dump_task, struct scx_dump_ctx *dctx,
 
 s32 BPF_STRUCT_OPS_SLEEPABLE(ktstr_init)
 {
-	s32 ret = scx_bpf_create_dsq(KTSTR_SHARED_DSQ, -1);
+	s32 ret;
+
+	if (fail_init) {
+		scx_bpf_error("ktstr: init failed on purpose (--fail-init)");
+		return -EINVAL;
+	}
+	ret = scx_bpf_create_dsq(KTSTR_SHARED_DSQ, -1);
 
 	if (ret)
 		return ret;
