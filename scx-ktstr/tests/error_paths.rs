@@ -78,6 +78,25 @@ fn payload_panics_kernel(_ctx: &Ctx) -> Result<AssertResult> {
     Ok(AssertResult::fail("the kernel survived sysrq-c"))
 }
 
+/// Writes, through the kernel's log, the lines of an oops QEMU's TCG can
+/// cause (`int3` trapped on bytes that hold none; see
+/// `KernelCrash::stale_int3`), as a real one reads on the console.
+#[ktstr_test]
+#[ignore = "guest half of an_emulator_fault_reruns_the_vm_once"]
+fn payload_logs_a_stale_int3(_ctx: &Ctx) -> Result<AssertResult> {
+    for line in [
+        "Oops: int3: 0000 [#1] SMP NOPTI",
+        "RIP: 0010:sched_tick+0xbc/0x250",
+        "Code: 48 89 df e8 25 f4 03 00 0f <1f> 44 00 00 4c 89 ef",
+        "Call Trace:",
+        "---[ end trace 0000000000000000 ]---",
+    ] {
+        // <2>: critical, so the quiet console prints it.
+        std::fs::write("/dev/kmsg", format!("<2>{line}\n"))?;
+    }
+    Ok(AssertResult::pass())
+}
+
 fn run_expect_failure(payload: &str, opts: RunOptions) -> KtstrFailure {
     // These pin how failures are reported; replaying them is auto-repro's
     // own tests' business (crash.rs), and a second VM each would double them.
@@ -232,6 +251,16 @@ fn boot_that_stalls_before_init_is_retried_once_then_reported() {
     assert_eq!(outcome.vm.boot_retries, 1);
     assert!(f.reasons[0].starts_with("guest boot stalled: init sent nothing within 0.3s"), "{:?}", f.reasons);
     assert!(f.report.contains("boot retried 1 time(s) after stalling before init"), "{}", f.report);
+}
+
+#[test]
+fn an_emulator_fault_reruns_the_vm_once() {
+    // An oops the kernel survives does not fail a test by itself: the
+    // rerun logs the same lines and passes, saying it was a rerun.
+    let entry = find_test("payload_logs_a_stale_int3").expect("payload registered");
+    let outcome = run_ktstr_test_with(entry, &RunOptions::default()).expect("the payload passes");
+    let want = "the guest kernel hit QEMU TCG's stale-code fault: kernel oops (int3 at sched_tick+0xbc/0x250)";
+    assert_eq!(outcome.vm.emulator_retry.as_deref(), Some(want));
 }
 
 #[test]

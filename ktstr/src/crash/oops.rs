@@ -67,6 +67,25 @@ pub fn kernel_crash(console: &str) -> Option<KernelCrash> {
     Some(KernelCrash { summary, excerpt: lines[start..end].iter().map(|l| l.to_string()).collect(), panic })
 }
 
+impl KernelCrash {
+    /// An `int3` trap on code that holds no `int3`: the kernel patches a
+    /// static branch through a temporary `int3` (text_poke_bp) and makes
+    /// every CPU serialize before it is gone, so hardware cannot trap on it
+    /// afterwards. QEMU's multi-threaded TCG can: a vCPU runs a stale
+    /// translation of the patched bytes (seen at sched_ext's enable, which
+    /// flips static keys). The oops's `Code:` line shows memory as it is
+    /// now, the trapping byte just before `<..>`: not `cc`, so not the guest's
+    /// doing. `Some(summary)` for such a crash.
+    pub fn stale_int3(&self) -> Option<&str> {
+        let bodies: Vec<&str> = self.excerpt.iter().map(|l| body(l)).collect();
+        let oops = bodies.iter().position(|b| b.starts_with("Oops: int3"))?;
+        let code = bodies[oops..].iter().find_map(|b| b.strip_prefix("Code: "))?;
+        let words: Vec<&str> = code.split_whitespace().collect();
+        let at = words.iter().position(|w| w.starts_with('<'))?;
+        (at > 0 && words[at - 1] != "cc").then_some(self.summary.as_str())
+    }
+}
+
 /// How far before an `Oops: ` line its `BUG: ` line may be (`#PF:` lines
 /// and the page-table walk come between).
 const OOPS_PREAMBLE: usize = 8;

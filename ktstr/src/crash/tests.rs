@@ -266,3 +266,17 @@ fn kernel_crash_reads_a_panic_and_keeps_its_trace() {
     assert_eq!(kernel_crash(&quiet), None);
     assert_eq!(kernel_crash(&format!("{quiet}[   22.1] BUG: soft lockup - CPU#1 stuck for 22s! [init:1]\n")), None);
 }
+
+/// The QEMU TCG fault of a CI run: `int3` at a static-branch NOP in
+/// `sched_tick` while sched_ext was enabled.
+#[test]
+fn an_int3_on_code_without_int3_is_the_emulators() {
+    let k = kernel_crash(include_str!("../../tests/fixtures/crash/tcg_stale_int3.console")).expect("an oops");
+    assert_eq!(k.summary, "kernel oops (int3 at sched_tick+0xbc/0x250)");
+    assert_eq!(k.stale_int3(), Some("kernel oops (int3 at sched_tick+0xbc/0x250)"));
+    // A real int3 (a BUG() or a breakpoint the kernel did place) stays a crash.
+    let real =
+        include_str!("../../tests/fixtures/crash/tcg_stale_int3.console").replace("03 00 0f <1f>", "03 00 cc <1f>");
+    assert_eq!(kernel_crash(&real).unwrap().stale_int3(), None);
+    assert_eq!(kernel_crash(PANIC_CONSOLE).unwrap().stale_int3(), None);
+}

@@ -116,6 +116,9 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
             }
             None => {}
         }
+        if let Some(fault) = &o.vm.emulator_retry {
+            let _ = writeln!(s, "rerun once: {fault}");
+        }
         if o.vm.boot_retries > 0 {
             let _ = writeln!(s, "boot retried {} time(s) after stalling before init", o.vm.boot_retries);
         }

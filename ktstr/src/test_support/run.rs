@@ -187,7 +187,7 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
     entry.topology.validate().map_err(|e| setup_fail("topology", anyhow::anyhow!(e)))?;
     let kernel = kernel::resolve(opts.kernel.as_deref()).map_err(|e| setup_fail("kernel lookup", e.into()))?;
     let spec = prepare(entry, opts, &kernel, None).map_err(|(stage, e)| setup_fail(stage, e))?;
-    let vm_out = vm::run(&spec).map_err(|e| setup_fail("starting QEMU", e))?;
+    let vm_out = run_vm(&spec).map_err(|e| setup_fail("starting QEMU", e))?;
     let outcome = RunOutcome::from_vm(vm_out, &entry.checks());
     let reasons = outcome.failure_reasons();
     if reasons.is_empty() {
@@ -235,7 +235,7 @@ fn run_repro(
                 eprintln!("ktstr: auto-repro VM console (live):");
                 vm::follow_console(&spec.run_dir, "  repro console | ")
             });
-            let out = vm::run(&spec).map_err(|e| format!("starting QEMU: {e:#}"));
+            let out = run_vm(&spec).map_err(|e| format!("starting QEMU: {e:#}"));
             drop(live);
             let _ = std::fs::remove_dir_all(&spec.run_dir);
             out
@@ -245,6 +245,19 @@ fn run_repro(
         Ok(r) => (repro::render(primary, Ok(&r), started.elapsed()), Some(r)),
         Err(why) => (repro::render(primary, Err(&why), started.elapsed()), None),
     }
+}
+
+/// A VM run, rerun once if QEMU's TCG ran stale code (see
+/// [`crate::crash::KernelCrash::stale_int3`]): an emulator fault, not the
+/// scheduler's, that would otherwise fail a test at random.
+fn run_vm(spec: &VmSpec) -> anyhow::Result<vm::VmOutput> {
+    if spec.accel == Accel::Kvm {
+        return vm::run(spec);
+    }
+    vm::run_retrying(spec, |out| {
+        let k = crate::crash::kernel_crash(&out.console)?;
+        k.stale_int3().map(|s| format!("the guest kernel hit QEMU TCG's stale-code fault: {s}"))
+    })
 }
 
 fn header(entry: &KtstrTestEntry) -> ReportHeader<'static> {

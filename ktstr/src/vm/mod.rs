@@ -100,6 +100,9 @@ pub struct VmOutput {
     /// stopped a hung guest (`Err`: why they could not be read; `None`:
     /// the VM ended by itself).
     pub vcpu_registers: Option<Result<Vec<qmp::VcpuRegisters>, String>>,
+    /// The emulator fault a first run hit, when this is its rerun
+    /// (see [`run_retrying`]).
+    pub emulator_retry: Option<String>,
 }
 
 /// Boots the VM and waits for it to end or hit its limit. Holds host CPU
@@ -129,6 +132,21 @@ pub fn run(spec: &VmSpec) -> anyhow::Result<VmOutput> {
 
 /// The vCPUs' registers of a run stopped at its limit (see [`VmOutput`]).
 type Registers = Option<Result<Vec<qmp::VcpuRegisters>, String>>;
+
+/// [`run`], and once more when `emulator_fault` finds in the output a
+/// fault of the emulator rather than of the guest (the caller knows what
+/// such a fault looks like); the first console is kept beside the new one
+/// and the output says what was retried.
+pub fn run_retrying(spec: &VmSpec, emulator_fault: impl Fn(&VmOutput) -> Option<String>) -> anyhow::Result<VmOutput> {
+    let first = run(spec)?;
+    let Some(fault) = emulator_fault(&first) else { return Ok(first) };
+    eprintln!("ktstr: {fault}; rerunning the VM once ({})", spec.run_dir.display());
+    let console = spec.run_dir.join(qemu::CONSOLE_LOG);
+    let _ = std::fs::rename(&console, console.with_extension("emulator-fault.log"));
+    let mut again = run(spec)?;
+    again.emulator_retry = Some(fault);
+    Ok(again)
+}
 
 /// One QEMU run to its end, its wall-clock limit or its boot deadline.
 fn boot_once(spec: &VmSpec) -> anyhow::Result<(VmExit, Duration, Registers)> {
@@ -193,6 +211,7 @@ impl VmOutput {
             wall,
             boot_retries: 0,
             vcpu_registers: None,
+            emulator_retry: None,
         }
     }
 }
