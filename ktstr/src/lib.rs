@@ -10,7 +10,8 @@
 //! channel) → `guest` (PID 1 inside the VM) → `scenario` (cgroups and
 //! steps) over `workload` (forked workers that record, in shared memory,
 //! how they were scheduled) → `check` (verdicts and thresholds) →
-//! `outcome` (what the host learned) → `crash` (the cause, read from the
+//! `outcome` (what the host learned; with `monitor`'s samples, taken from
+//! the guest's RAM while the VM ran) → `crash` (the cause, read from the
 //! text a crash leaves) → `repro` (auto-repro: the crash replayed in a
 //! second VM whose guest probes the crash path, `guest::probe`, and sends
 //! back a `probe::ProbeTrail`) → `report` → `test_support` (the glue
@@ -29,6 +30,7 @@ pub mod crash;
 pub mod debian;
 pub mod guest;
 pub mod kernel;
+pub mod monitor;
 pub mod outcome;
 pub mod plan;
 pub mod prelude;

@@ -62,6 +62,8 @@ pub struct RunOutcome {
     pub kernel_crash: Option<crash::KernelCrash>,
     /// Auto-repro's probe trail (a repro VM's run only).
     pub probe_trail: Option<crate::probe::ProbeTrail>,
+    /// What the host-side monitor saw, when it watched the run.
+    pub monitor: Option<crate::monitor::MonitorReport>,
     pub vm: VmOutput,
 }
 
@@ -83,6 +85,7 @@ impl RunOutcome {
             guest_exit_code: None,
             kernel_crash: crash::kernel_crash(&vm.console),
             probe_trail: None,
+            monitor: None,
             vm,
         };
         let (mut sched_started, mut payload_started) = (false, false);
@@ -104,6 +107,8 @@ impl RunOutcome {
                 GuestMessage::TestResult(r) => o.result = Some(r.clone()),
                 GuestMessage::Exit { code } => o.guest_exit_code = Some(*code),
                 GuestMessage::ProbeTrail(t) => o.probe_trail = Some((**t).clone()),
+                // The monitor's, taken live by the host-side monitor.
+                GuestMessage::KernelSymbols(_) | GuestMessage::BpfStats(_) => {}
             }
         }
         // A kernel crash ends everything after it: it is the cause even
