@@ -1,6 +1,8 @@
-// Compile auto-repro's probe programs (src/probe/bpf/probe.bpf.c) into a
-// BPF object and its libbpf-rs skeleton ($OUT_DIR/probe_skel.rs). The clang
-// command comes from $BPF_CLANG, set in the workspace's .cargo/config.toml.
+// Compile the guest's BPF programs into objects and libbpf-rs skeletons:
+// auto-repro's probes (src/probe/bpf/probe.bpf.c, $OUT_DIR/probe_skel.rs)
+// and the monitor's symbol lookup (src/guest/bpf/ksym.bpf.c,
+// $OUT_DIR/ksym_skel.rs). The clang command comes from $BPF_CLANG, set in
+// the workspace's .cargo/config.toml.
 
 fn main() {
     // bpf_tracing.h's PT_REGS_PARM* need the target architecture.
@@ -15,4 +17,9 @@ fn main() {
         .enable_skel("src/probe/bpf/probe.bpf.c", "probe")
         .build()
         .expect("scx_cargo: building auto-repro's probe programs failed");
+    scx_cargo::BpfBuilder::new()
+        .expect("scx_cargo: cannot set up the BPF build (is $BPF_CLANG a clang >= 18?)")
+        .enable_skel("src/guest/bpf/ksym.bpf.c", "ksym")
+        .build()
+        .expect("scx_cargo: building the monitor's symbol lookup failed");
 }

@@ -10,7 +10,8 @@
 //! channel) → `guest` (PID 1 inside the VM) → `scenario` (cgroups and
 //! steps) over `workload` (forked workers that record, in shared memory,
 //! how they were scheduled) → `check` (verdicts and thresholds) →
-//! `outcome` (what the host learned) → `crash` (the cause, read from the
+//! `outcome` (what the host learned; with `monitor`'s samples, taken from
+//! the guest's RAM while the VM ran) → `crash` (the cause, read from the
 //! text a crash leaves; `dump`, the guest's post-mortem of the scheduler's
 //! BPF state) → `repro` (auto-repro: the crash replayed in a
 //! second VM whose guest probes the crash path, `guest::probe`, and sends
@@ -19,8 +20,9 @@
 //!
 //! The records that cross the channel are plain data owned by the stage
 //! that produces them (`workload::WorkerReport`, `scenario::ScenarioStats`,
-//! `check::AssertResult`, `probe::ProbeTrail`, `dump::FailureDump`); none of those modules imports the channel, the
-//! guest runtime or anything host-side.
+//! `check::AssertResult`, `probe::ProbeTrail`, `dump::FailureDump`); none
+//! of those modules imports the channel, the guest runtime or anything
+//! host-side.
 
 pub mod artifacts;
 pub mod cache;
@@ -31,6 +33,7 @@ pub mod debian;
 pub mod dump;
 pub mod guest;
 pub mod kernel;
+pub mod monitor;
 pub mod outcome;
 pub mod plan;
 pub mod prelude;

@@ -65,6 +65,8 @@ pub struct RunOutcome {
     /// The guest's post-mortem of the scheduler's BPF state (the last one
     /// sent: a hang's dump is superseded by the one after the payload).
     pub failure_dump: Option<crate::dump::FailureDump>,
+    /// What the host-side monitor saw, when it watched the run.
+    pub monitor: Option<crate::monitor::MonitorReport>,
     pub vm: VmOutput,
 }
 
@@ -87,6 +89,7 @@ impl RunOutcome {
             kernel_crash: crash::kernel_crash(&vm.console),
             probe_trail: None,
             failure_dump: None,
+            monitor: None,
             vm,
         };
         let (mut sched_started, mut payload_started) = (false, false);
@@ -109,6 +112,8 @@ impl RunOutcome {
                 GuestMessage::Exit { code } => o.guest_exit_code = Some(*code),
                 GuestMessage::ProbeTrail(t) => o.probe_trail = Some((**t).clone()),
                 GuestMessage::FailureDump(d) => o.failure_dump = Some((**d).clone()),
+                // The monitor's, taken live by the host-side monitor.
+                GuestMessage::KernelSymbols(_) | GuestMessage::BpfStats(_) => {}
             }
         }
         // A kernel crash ends everything after it: it is the cause even

@@ -29,6 +29,10 @@ pub struct GuestPlan {
     /// Auto-repro's probes, attached once the scheduler has attached.
     #[serde(default)]
     pub probes: Option<crate::probe::ProbePlan>,
+    /// The host monitors this run: send the kernel symbols it needs,
+    /// switch on the optional counters, report BPF program figures.
+    #[serde(default)]
+    pub monitor: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

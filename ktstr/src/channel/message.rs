@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::AssertResult;
 use crate::dump::FailureDump;
+use crate::monitor::wire::{BpfStats, KernelSymbols};
 use crate::probe::ProbeTrail;
 
 /// How far the guest runtime got. Sent as each stage is reached, so the
@@ -58,6 +59,12 @@ pub enum GuestMessage {
     FailureDump(Box<FailureDump>),
     /// Auto-repro's probe trail, once the scheduler has exited.
     ProbeTrail(Box<ProbeTrail>),
+    /// For the host-side monitor, before the workload: where the kernel's
+    /// data lies (the host starts sampling guest RAM once it has them).
+    KernelSymbols(KernelSymbols),
+    /// For the host-side monitor, after the workload: the scheduler's BPF
+    /// program figures.
+    BpfStats(BpfStats),
     /// The guest runtime is about to power off with this exit code.
     Exit {
         code: i32,

@@ -6,6 +6,7 @@
 
 mod bpf_state;
 pub mod map_write;
+mod monitor;
 mod mounts;
 mod probe;
 mod reporter;
@@ -56,6 +57,9 @@ fn run() -> i32 {
         return reporter.fail("plan", format!("test `{}` is not registered in this binary", plan.test_name));
     };
 
+    // The symbol lookup loads a BPF program: done while the scheduler
+    // starts, off the path to the workload.
+    let symbols = plan.monitor.then(|| std::thread::spawn(monitor::lookup_symbols));
     let mut sched = None;
     if let Some(launch) = &plan.scheduler {
         if let Err(e) = bpf_state::enable_stats() {
@@ -72,6 +76,14 @@ fn run() -> i32 {
     // Auto-repro's probes go on before the workload, so the path to the
     // crash is recorded from its start.
     let probes = plan.probes.as_ref().filter(|_| sched.is_some()).map(probe::start);
+    if let Some(t) = symbols {
+        let mut syms = t.join().unwrap_or_else(|_| crate::monitor::wire::KernelSymbols {
+            error: Some("the symbol lookup thread panicked".into()),
+            ..Default::default()
+        });
+        syms.counters_off = monitor::enable_counters();
+        reporter.send(&GuestMessage::KernelSymbols(syms));
+    }
     reporter.send(&GuestMessage::Stage(Stage::PayloadStarted));
     let payload_start = std::time::Instant::now();
     let watch = sched.as_ref().map(|s| s.watch(reporter, payload_start));
@@ -108,6 +120,9 @@ fn run() -> i32 {
         Err(p) => AssertResult::fail(format!("test panicked: {}", panic_text(&p))),
     };
     payload_done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if plan.monitor && sched.is_some() {
+        reporter.send(&GuestMessage::BpfStats(monitor::bpf_stats()));
+    }
     // A scheduler that died under the workload fails the test, whatever
     // the function said.
     let died = match (sched.as_mut(), watch) {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::KtstrTestEntry;
 use crate::artifacts::{Artifacts, DumpSource, Variant};
 use crate::kernel::{self, KernelImage, SchedExtSupport};
+use crate::monitor::Monitor;
 use crate::outcome::RunOutcome;
 use crate::plan::{GuestPlan, SchedulerLaunch};
 use crate::probe::ProbePlan;
@@ -29,6 +30,9 @@ pub struct RunOptions {
     pub auto_repro: Option<bool>,
     /// Makes the repro VM's trigger fail to attach (the no-trigger path).
     pub break_repro_trigger: bool,
+    /// Whether the host-side monitor watches the run (default: yes; never
+    /// in auto-repro's second VM).
+    pub monitor: Option<bool>,
 }
 
 /// A failed run: where it stopped, why, and the rendered report.
@@ -187,8 +191,15 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
     entry.topology.validate().map_err(|e| setup_fail("topology", anyhow::anyhow!(e)))?;
     let kernel = kernel::resolve(opts.kernel.as_deref()).map_err(|e| setup_fail("kernel lookup", e.into()))?;
     let spec = prepare(entry, opts, &kernel, None).map_err(|(stage, e)| setup_fail(stage, e))?;
-    let vm_out = run_vm(&spec).map_err(|e| setup_fail("starting QEMU", e))?;
-    let outcome = RunOutcome::from_vm(vm_out, &entry.checks());
+    // The monitor reads struct layouts from the BTF of the image booted.
+    let mut monitor = monitored(opts, false).then(|| Monitor::new(&spec.kernel, entry.topology.cpus()));
+    let vm_out = match monitor.as_mut() {
+        Some(m) => run_vm(&spec, m),
+        None => run_vm(&spec, &mut vm::NoObserver),
+    }
+    .map_err(|e| setup_fail("starting QEMU", e))?;
+    let mut outcome = RunOutcome::from_vm(vm_out, &entry.checks());
+    outcome.monitor = monitor.map(Monitor::finish);
     let reasons = outcome.failure_reasons();
     if reasons.is_empty() {
         if report::env_flag("KTSTR_KEEP_RUN_DIR") {
@@ -235,7 +246,7 @@ fn run_repro(
                 eprintln!("ktstr: auto-repro VM console (live):");
                 vm::follow_console(&spec.run_dir, "  repro console | ")
             });
-            let out = run_vm(&spec).map_err(|e| format!("starting QEMU: {e:#}"));
+            let out = run_vm(&spec, &mut vm::NoObserver).map_err(|e| format!("starting QEMU: {e:#}"));
             drop(live);
             let _ = std::fs::remove_dir_all(&spec.run_dir);
             out
@@ -250,14 +261,20 @@ fn run_repro(
 /// A VM run, rerun once if QEMU's TCG ran stale code (see
 /// [`crate::crash::KernelCrash::stale_int3`]): an emulator fault, not the
 /// scheduler's, that would otherwise fail a test at random.
-fn run_vm(spec: &VmSpec) -> anyhow::Result<vm::VmOutput> {
+fn run_vm(spec: &VmSpec, observer: &mut dyn vm::VmObserver) -> anyhow::Result<vm::VmOutput> {
     if spec.accel == Accel::Kvm {
-        return vm::run(spec);
+        return vm::run_observed(spec, observer);
     }
-    vm::run_retrying(spec, |out| {
+    vm::run_retrying(spec, observer, |out| {
         let k = crate::crash::kernel_crash(&out.console)?;
         k.stale_int3().map(|s| format!("the guest kernel hit QEMU TCG's stale-code fault: {s}"))
     })
+}
+
+/// Whether the monitor watches: by default yes, but not the repro VM
+/// (its probes are the observation there).
+fn monitored(opts: &RunOptions, repro: bool) -> bool {
+    !repro && opts.monitor.unwrap_or(true)
 }
 
 fn header(entry: &KtstrTestEntry) -> ReportHeader<'static> {
@@ -317,6 +334,7 @@ fn prepare(
         // Within the limit below: the payload starts after boot and attach.
         hang_dump_after_s: if entry.scheduler.is_some() { 2 * entry.duration_s + 5 } else { 0 },
         map_writes: entry.bpf_map_writes.iter().map(|w| w.to_plan()).collect(),
+        monitor: monitored(opts, probes.is_some()),
         probes,
     };
     let run_dir = new_run_dir(entry.name).map_err(|e| ("run directory", e))?;

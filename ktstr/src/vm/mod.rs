@@ -1,10 +1,15 @@
 //! Booting one VM: QEMU with the test's topology, the kernel console on
 //! COM1, the guest channel on COM2, and a wall-clock limit. Takes a
 //! [`VmSpec`], returns a [`VmOutput`]; knows nothing about tests.
+//!
+//! Someone may watch the VM while it runs through a [`VmObserver`] (the
+//! monitor does): it sees each channel message as it arrives and, on
+//! every tick of the wait loop, the guest's RAM.
 
 mod accel;
 mod follow;
 pub mod initramfs;
+mod memory;
 mod qemu;
 pub mod qmp;
 mod slots;
@@ -17,6 +22,7 @@ use anyhow::Context;
 
 pub use accel::{choose as choose_accel, host_cpus, Accel};
 pub use follow::{follow_console, ConsoleFollower};
+pub use memory::GuestMemory;
 pub use qemu::QEMU;
 
 use crate::channel::{Decoder, GuestMessage};
@@ -51,6 +57,9 @@ impl VmSpec {
         // Every console byte is an emulated UART exit: under TCG a chatty
         // boot costs seconds. Quiet still shows errors and panics.
         words.push(if self.verbose { "loglevel=7" } else { "loglevel=4" });
+        // Kernel-image and direct-map addresses at their link-time bases,
+        // so the host can turn kernel addresses into guest-physical ones.
+        words.push("nokaslr");
         let mut s = words.join(" ");
         for w in self.accel.cmdline_words(self.guest_hz).iter().chain(&self.cmdline_extra) {
             s.push(' ');
@@ -105,6 +114,23 @@ pub struct VmOutput {
     pub emulator_retry: Option<String>,
 }
 
+/// Watches a running VM. Called from the wait loop's thread, between its
+/// 10 ms polls: implementations must return quickly.
+pub trait VmObserver {
+    /// Whether it reads guest RAM: then RAM is backed by shared files.
+    fn wants_guest_memory(&self) -> bool {
+        false
+    }
+    /// A channel message, decoded as it arrived, `at` after QEMU started.
+    fn on_message(&mut self, _msg: &GuestMessage, _at: Duration) {}
+    /// One tick of the wait loop: the guest's RAM, or why it cannot be read.
+    fn on_tick(&mut self, _mem: Result<&GuestMemory, &str>, _at: Duration) {}
+}
+
+/// Watches nothing.
+pub struct NoObserver;
+impl VmObserver for NoObserver {}
+
 /// Boots the VM and waits for it to end or hit its limit. Holds host CPU
 /// slots for the VM's lifetime so parallel runs don't starve each other.
 ///
@@ -112,17 +138,22 @@ pub struct VmOutput {
 /// an emulator or early-boot hang) is retried once; its console is kept
 /// beside the new one and the output counts the retry.
 pub fn run(spec: &VmSpec) -> anyhow::Result<VmOutput> {
+    run_observed(spec, &mut NoObserver)
+}
+
+/// [`run`], with `observer` watching.
+pub fn run_observed(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyhow::Result<VmOutput> {
     std::fs::create_dir_all(&spec.run_dir)?;
     let want = spec.accel.host_threads(spec.topology.cpus());
     let _slots = slots::acquire(want, host_cpus(), Duration::from_secs(3600))?;
-    let (mut exit, mut wall, mut regs) = boot_once(spec)?;
+    let (mut exit, mut wall, mut regs) = boot_once(spec, observer)?;
     let mut boot_retries = 0;
     if let VmExit::BootStalled { .. } = exit {
         eprintln!("ktstr: guest boot stalled before init ({}); retrying once", spec.run_dir.display());
         let console = spec.run_dir.join(qemu::CONSOLE_LOG);
         let _ = std::fs::rename(&console, console.with_extension("stalled-boot.log"));
         boot_retries = 1;
-        (exit, wall, regs) = boot_once(spec)?;
+        (exit, wall, regs) = boot_once(spec, observer)?;
     }
     let mut out = VmOutput::collect(&spec.run_dir, exit, wall);
     out.boot_retries = boot_retries;
@@ -137,21 +168,37 @@ type Registers = Option<Result<Vec<qmp::VcpuRegisters>, String>>;
 /// fault of the emulator rather than of the guest (the caller knows what
 /// such a fault looks like); the first console is kept beside the new one
 /// and the output says what was retried.
-pub fn run_retrying(spec: &VmSpec, emulator_fault: impl Fn(&VmOutput) -> Option<String>) -> anyhow::Result<VmOutput> {
-    let first = run(spec)?;
+pub fn run_retrying(
+    spec: &VmSpec,
+    observer: &mut dyn VmObserver,
+    emulator_fault: impl Fn(&VmOutput) -> Option<String>,
+) -> anyhow::Result<VmOutput> {
+    let first = run_observed(spec, observer)?;
     let Some(fault) = emulator_fault(&first) else { return Ok(first) };
     eprintln!("ktstr: {fault}; rerunning the VM once ({})", spec.run_dir.display());
     let console = spec.run_dir.join(qemu::CONSOLE_LOG);
     let _ = std::fs::rename(&console, console.with_extension("emulator-fault.log"));
-    let mut again = run(spec)?;
+    let mut again = run_observed(spec, observer)?;
     again.emulator_retry = Some(fault);
     Ok(again)
 }
 
 /// One QEMU run to its end, its wall-clock limit or its boot deadline.
-fn boot_once(spec: &VmSpec) -> anyhow::Result<(VmExit, Duration, Registers)> {
+fn boot_once(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyhow::Result<(VmExit, Duration, Registers)> {
     let qemu_log = spec.run_dir.join(qemu::QEMU_LOG);
-    let mut cmd = qemu::command(spec);
+    // Files and mapping live until this boot ends; dropping them removes
+    // the files. Without them the VM runs on anonymous RAM as usual.
+    let ram = observer.wants_guest_memory().then(|| {
+        let files = memory::RamFiles::create(&qemu::node_sizes_mb(&spec.topology, spec.memory_mb))?;
+        let mem = files.map()?;
+        Ok::<_, String>((files, mem))
+    });
+    let mem: Result<&GuestMemory, &str> = match &ram {
+        Some(Ok((_, mem))) => Ok(mem),
+        Some(Err(why)) => Err(why.as_str()),
+        None => Err("guest memory not requested"),
+    };
+    let mut cmd = qemu::command(spec, ram.as_ref().and_then(|r| r.as_ref().ok()).map(|(f, _)| f));
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&qemu_log)?);
     tracing::debug!(?cmd, "starting QEMU");
     let started = Instant::now();
@@ -164,11 +211,16 @@ fn boot_once(spec: &VmSpec) -> anyhow::Result<(VmExit, Duration, Registers)> {
     let channel = spec.run_dir.join(qemu::CHANNEL_LOG);
     let mut guest_spoke = false;
     let mut regs = None;
+    let mut tail = ChannelTail::default();
     let exit = loop {
         if let Some(status) = child.try_wait()? {
             break VmExit::Exited { code: status.code() };
         }
         let elapsed = started.elapsed();
+        for msg in tail.poll(&channel) {
+            observer.on_message(&msg, elapsed);
+        }
+        observer.on_tick(mem, elapsed);
         let stalled = match spec.boot_deadline {
             Some(deadline) if !guest_spoke && elapsed >= deadline => {
                 guest_spoke = std::fs::metadata(&channel).is_ok_and(|m| m.len() > 0);
@@ -190,6 +242,32 @@ fn boot_once(spec: &VmSpec) -> anyhow::Result<(VmExit, Duration, Registers)> {
         std::thread::sleep(Duration::from_millis(10));
     };
     Ok((exit, started.elapsed(), regs))
+}
+
+/// The channel file decoded as it grows, for the observer. What
+/// [`VmOutput::collect`] decodes after the run stays the record.
+#[derive(Default)]
+struct ChannelTail {
+    file: Option<std::fs::File>,
+    read: u64,
+    decoder: Decoder,
+}
+
+impl ChannelTail {
+    fn poll(&mut self, path: &std::path::Path) -> Vec<GuestMessage> {
+        use std::io::Read;
+        if self.file.is_none() {
+            self.file = std::fs::File::open(path).ok();
+        }
+        let Some(f) = self.file.as_mut() else { return Vec::new() };
+        let mut buf = Vec::new();
+        // Bounded like the final read: a flooding guest cannot make the
+        // loop buffer without end.
+        let room = MAX_CHANNEL_BYTES.saturating_sub(self.read);
+        let n = f.take(room.min(1 << 20)).read_to_end(&mut buf).unwrap_or(0);
+        self.read += n as u64;
+        self.decoder.feed(&buf[..n])
+    }
 }
 
 impl VmOutput {

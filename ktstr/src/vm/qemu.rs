@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use super::memory::{RamFiles, LOW_RAM_MAX};
 use super::{Accel, VmSpec};
 use crate::topology::Topology;
 
@@ -12,16 +13,25 @@ pub const CONSOLE_LOG: &str = "console.log";
 pub const CHANNEL_LOG: &str = "channel.bin";
 pub const QEMU_LOG: &str = "qemu.log";
 
-pub fn command(spec: &VmSpec) -> Command {
+/// The command for `spec`; with `ram`, guest RAM lives in those files
+/// (shared, so the host can read it while the guest runs).
+pub fn command(spec: &VmSpec, ram: Option<&RamFiles>) -> Command {
     let mut cmd = Command::new(QEMU);
     let t = &spec.topology;
-    cmd.args(["-M", "pc", "-accel", spec.accel.qemu_arg()]);
+    let machine = match ram {
+        // One node: the machine's RAM is the backend itself. The split
+        // below 4 GiB is pinned so the host knows where RAM lies.
+        Some(_) if t.numa_nodes <= 1 => format!("pc,memory-backend=mem0,max-ram-below-4g={LOW_RAM_MAX}"),
+        Some(_) => format!("pc,max-ram-below-4g={LOW_RAM_MAX}"),
+        None => "pc".into(),
+    };
+    cmd.args(["-M", &machine, "-accel", spec.accel.qemu_arg()]);
     if spec.accel == Accel::Kvm {
         cmd.args(["-cpu", "host"]);
     }
     cmd.args(["-smp", &smp_arg(t)]);
     cmd.args(["-m", &format!("{}M", spec.memory_mb)]);
-    cmd.args(numa_args(t, spec.memory_mb));
+    cmd.args(ram_args(t, spec.memory_mb, ram));
     cmd.args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
     let con = spec.run_dir.join(CONSOLE_LOG);
     let chan = spec.run_dir.join(CHANNEL_LOG);
@@ -48,18 +58,32 @@ fn smp_arg(t: &Topology) -> String {
     format!("{},sockets={},cores={},threads={}", t.cpus(), t.llcs, t.cores, t.threads)
 }
 
-/// One RAM backend per NUMA node, each node owning whole sockets.
-fn numa_args(t: &Topology, memory_mb: u32) -> Vec<String> {
+/// MiB of RAM on each NUMA node, in node order (the last takes the rest).
+pub fn node_sizes_mb(t: &Topology, memory_mb: u32) -> Vec<u32> {
+    let nodes = t.numa_nodes.max(1);
+    let per_node = memory_mb / nodes;
+    (0..nodes).map(|n| if n + 1 == nodes { memory_mb - per_node * n } else { per_node }).collect()
+}
+
+/// One RAM backend per NUMA node, each node owning whole sockets; with
+/// `ram`, each backend is its file, shared. QEMU lays the nodes' RAM end
+/// to end in node order, which is what `GuestMemory` assumes.
+fn ram_args(t: &Topology, memory_mb: u32, ram: Option<&RamFiles>) -> Vec<String> {
+    let backend = |node: usize, size: u32| match ram {
+        Some(r) => {
+            format!("memory-backend-file,id=mem{node},size={size}M,mem-path={},share=on", r.paths[node].display())
+        }
+        None => format!("memory-backend-ram,id=mem{node},size={size}M"),
+    };
+    let sizes = node_sizes_mb(t, memory_mb);
     if t.numa_nodes <= 1 {
-        return Vec::new();
+        return ram.map(|_| vec!["-object".to_string(), backend(0, sizes[0])]).unwrap_or_default();
     }
     let mut args = Vec::new();
-    let per_node = memory_mb / t.numa_nodes;
-    for node in 0..t.numa_nodes {
-        let size = if node + 1 == t.numa_nodes { memory_mb - per_node * node } else { per_node };
-        let cpus = t.node_cpus(node);
+    for (node, size) in sizes.into_iter().enumerate() {
+        let cpus = t.node_cpus(node as u32);
         args.push("-object".into());
-        args.push(format!("memory-backend-ram,id=mem{node},size={size}M"));
+        args.push(backend(node, size));
         args.push("-numa".into());
         args.push(format!("node,nodeid={node},cpus={}-{},memdev=mem{node}", cpus.start, cpus.end - 1));
     }
@@ -75,7 +99,7 @@ mod tests {
         let t = Topology::parse("2n2l2c1t").unwrap();
         assert_eq!(smp_arg(&t), "4,sockets=2,cores=2,threads=1");
         assert_eq!(
-            numa_args(&t, 2049),
+            ram_args(&t, 2049, None),
             [
                 "-object",
                 "memory-backend-ram,id=mem0,size=1024M",
@@ -87,6 +111,13 @@ mod tests {
                 "node,nodeid=1,cpus=2-3,memdev=mem1"
             ]
         );
-        assert!(numa_args(&Topology::parse("1n2l2c1t").unwrap(), 2048).is_empty());
+        assert!(ram_args(&Topology::parse("1n2l2c1t").unwrap(), 2048, None).is_empty());
+        let files = RamFiles::create(&node_sizes_mb(&t, 64)).unwrap();
+        let args = ram_args(&t, 64, Some(&files));
+        assert_eq!(
+            args[1],
+            format!("memory-backend-file,id=mem0,size=32M,mem-path={},share=on", files.paths[0].display())
+        );
+        assert_eq!(args[3], "node,nodeid=0,cpus=0-1,memdev=mem0");
     }
 }

@@ -1,0 +1,98 @@
+//! The guest's small part in the host-side monitor, only when the plan
+//! asks for it: find the kernel symbols the host samples through, switch
+//! on the kernel's optional counters before the workload, and read the
+//! scheduler's BPF program figures after it (the one thing the host
+//! cannot read from guest RAM simply).
+
+use std::mem::MaybeUninit;
+use std::time::Instant;
+
+use libbpf_rs::query::ProgInfoIter;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::ProgramType;
+
+use crate::monitor::wire::{BpfProgStats, BpfStats, KernelSymbols, SYMBOLS};
+
+#[allow(clippy::all, dead_code, non_camel_case_types, non_snake_case, unused_qualifications)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/ksym_skel.rs"));
+}
+
+/// ksym.bpf.c's array sizes.
+const KSYM_MAX: usize = 16;
+const KSYM_NAME_LEN: usize = 64;
+
+/// Counters the kernel keeps only when asked: BPF run counts and times
+/// (`bpf_stats_enabled`), and the schedstat counters behind `ttwu` and
+/// `goidle` (`sched_schedstats`; context switches and run delay are kept
+/// regardless). Each costs a little per event, so only monitored runs
+/// pay it.
+const SYSCTLS: &[&str] = &["/proc/sys/kernel/bpf_stats_enabled", "/proc/sys/kernel/sched_schedstats"];
+
+/// Looks [`SYMBOLS`] up with the kernel's own kallsyms lookup.
+pub fn lookup_symbols() -> KernelSymbols {
+    let started = Instant::now();
+    let mut out = KernelSymbols::default();
+    match lookup() {
+        Ok(res) => {
+            for (name, res) in SYMBOLS.iter().zip(res) {
+                match res {
+                    Ok(addr) if addr != 0 => out.found.push((name.to_string(), addr)),
+                    _ => out.missing.push(name.to_string()),
+                }
+            }
+        }
+        Err(e) => out.error = Some(format!("kernel symbol lookup (ksym.bpf.c): {e:#}")),
+    }
+    out.lookup_ms = started.elapsed().as_millis() as u64;
+    out
+}
+
+fn lookup() -> anyhow::Result<Vec<Result<u64, i64>>> {
+    anyhow::ensure!(SYMBOLS.len() <= KSYM_MAX, "more symbols than ksym.bpf.c holds");
+    let mut storage = MaybeUninit::uninit();
+    let open = skel::KsymSkelBuilder::default().open(&mut storage)?;
+    let mut skel = open.load()?;
+    let bss = skel.maps.bss_data.as_deref_mut().ok_or_else(|| anyhow::anyhow!("ksym .bss is not mmapped"))?;
+    for (i, name) in SYMBOLS.iter().enumerate() {
+        anyhow::ensure!(name.len() < KSYM_NAME_LEN, "symbol {name} too long");
+        for (d, s) in bss.names[i].iter_mut().zip(name.bytes()) {
+            *d = s as _;
+        }
+        bss.name_lens[i] = name.len() as u32 + 1;
+    }
+    bss.nr_names = SYMBOLS.len() as u32;
+    skel.progs.lookup.test_run(libbpf_rs::ProgramInput::default())?;
+    let bss = skel.maps.bss_data.as_deref().ok_or_else(|| anyhow::anyhow!("ksym .bss is not mmapped"))?;
+    Ok((0..SYMBOLS.len()).map(|i| if bss.errs[i] == 0 { Ok(bss.addrs[i]) } else { Err(bss.errs[i]) }).collect())
+}
+
+/// Switches the optional counters on; says which could not be.
+pub fn enable_counters() -> Vec<String> {
+    SYSCTLS.iter().filter_map(|p| std::fs::write(p, "1").err().map(|e| format!("{p}: {e}"))).collect()
+}
+
+/// The struct_ops programs loaded now (the scheduler's: nothing else in
+/// a ktstr guest registers struct_ops), with their counts since
+/// `bpf_stats_enabled` went on at the workload's start.
+pub fn bpf_stats() -> BpfStats {
+    let stats_on = std::fs::read_to_string(SYSCTLS[0]).is_ok_and(|s| s.trim() == "1");
+    let progs: Vec<BpfProgStats> = ProgInfoIter::default()
+        .filter(|p| p.ty == ProgramType::StructOps)
+        .map(|p| BpfProgStats {
+            id: p.id,
+            name: p.name.to_string_lossy().into_owned(),
+            run_cnt: p.run_cnt,
+            run_time_ns: p.run_time_ns,
+            verified_insns: p.verified_insns,
+        })
+        .collect();
+    let error = if progs.is_empty() {
+        Some("no struct_ops programs loaded after the workload (scheduler gone?)".into())
+    } else if !stats_on {
+        Some(format!("{} is not 1: no run counts", SYSCTLS[0]))
+    } else {
+        None
+    };
+    BpfStats { progs, error }
+}
