@@ -33,9 +33,11 @@ pub fn enable_stats() -> Result<(), String> {
         .map_err(|e| format!("cannot enable BPF run statistics (kernel.bpf_stats_enabled): {e}"))
 }
 
-/// Opens the maps and programs the scheduler process `pid` has open.
-pub fn hold(pid: u32) -> Held {
+/// Opens the maps and programs the scheduler process `pid` has open;
+/// `stats_off` is why run statistics are missing, if they are.
+pub fn hold(pid: u32, stats_off: Option<String>) -> Held {
     let (prog_ids, map_ids, mut problems) = owned_ids(pid);
+    problems.extend(stats_off);
     let mut progs = Vec::new();
     for id in prog_ids {
         // SAFETY: a plain syscall wrapper; a non-negative return is a new

@@ -61,10 +61,9 @@ fn run() -> i32 {
     // starts, off the path to the workload.
     let symbols = plan.monitor.then(|| std::thread::spawn(monitor::lookup_symbols));
     let mut sched = None;
+    // Without run statistics the post-mortem says so; the run goes on.
+    let stats_off = plan.scheduler.as_ref().and_then(|_| bpf_state::enable_stats().err());
     if let Some(launch) = &plan.scheduler {
-        if let Err(e) = bpf_state::enable_stats() {
-            reporter.error("scheduler", e);
-        }
         match scheduler::start(launch, &reporter, Duration::from_secs(plan.attach_timeout_s)) {
             Ok(s) => sched = Some(s),
             Err(e) => return reporter.fail("scheduler", format!("{e:#}")),
@@ -72,7 +71,7 @@ fn run() -> i32 {
     }
 
     // Held before anything can fail, so a post-mortem outlives the scheduler.
-    let held = sched.as_ref().map(|s| std::sync::Arc::new(bpf_state::hold(s.pid())));
+    let held = sched.as_ref().map(|s| std::sync::Arc::new(bpf_state::hold(s.pid(), stats_off)));
     // Auto-repro's probes go on before the workload, so the path to the
     // crash is recorded from its start.
     let probes = plan.probes.as_ref().filter(|_| sched.is_some()).map(probe::start);
