@@ -1,6 +1,8 @@
 //! `cargo ktstr`: runs ktstr tests and manages guest kernels.
 
 mod kernel_cmd;
+mod replay_cmd;
+mod runs;
 mod setup_cmd;
 mod setup_plan;
 mod test_cmd;
@@ -24,6 +26,8 @@ struct Cli {
 enum Cmd {
     /// Download, list and inspect guest kernels.
     Kernel(kernel_cmd::KernelArgs),
+    /// List what failed in the last `cargo ktstr test` run, or run it again (--exec).
+    Replay(replay_cmd::ReplayArgs),
     /// Install the Debian packages ktstr needs on this host (QEMU 10, clang-19, ...).
     Setup(setup_cmd::SetupArgs),
     /// Run ktstr tests with cargo nextest (fetching a kernel if none is cached).
@@ -34,6 +38,7 @@ fn main() {
     let Cargo::Ktstr(cli) = Cargo::parse();
     let res = match cli.cmd {
         Cmd::Kernel(args) => kernel_cmd::run(args),
+        Cmd::Replay(args) => replay_cmd::run(args),
         Cmd::Setup(args) => setup_cmd::run(args),
         Cmd::Test(args) => test_cmd::run(args),
     };

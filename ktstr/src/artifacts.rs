@@ -34,6 +34,10 @@ pub struct Variant<'a> {
     pub sched_args: &'a [String],
     pub topology: &'a str,
     pub kernel_release: &'a str,
+    /// The kernel image booted (not part of the variant's identity: the
+    /// same release from another path is the same variant), so a replay
+    /// boots the same file.
+    pub kernel_image: Option<&'a Path>,
 }
 
 impl Artifacts {
@@ -69,6 +73,10 @@ impl Artifacts {
             "scheduler": v.scheduler,
             "topology": v.topology,
             "kernel": v.kernel_release,
+            "kernel_image": v.kernel_image,
+            // nextest's name for the test binary, so a replay selects this
+            // test in this binary only.
+            "binary_id": std::env::var("NEXTEST_BINARY_ID").ok(),
             "passed": reasons.is_empty(),
             // The failure is what the test pins (expect_err): not news.
             "expected_failure": expect_err,
@@ -210,6 +218,7 @@ mod tests {
             sched_args: &[],
             topology: "1n1l2c1t",
             kernel_release: "7.3.4",
+            kernel_image: None,
         };
         let run = DumpSource {
             stage: "payload started but produced no test result",
@@ -240,6 +249,7 @@ mod tests {
             sched_args: &[],
             topology: "1n1l2c1t",
             kernel_release: "7.3.4",
+            kernel_image: None,
         };
         let (a, b) = (Artifacts::new(&v(None)), Artifacts::new(&v(Some("scx-ktstr"))));
         assert_ne!(a.stem, b.stem);
@@ -263,6 +273,7 @@ mod tests {
             sched_args: &[],
             topology: "1n1l4c1t",
             kernel_release: "7.3.4",
+            kernel_image: None,
         };
         let run = DumpSource {
             stage: "payload started but produced no test result",

@@ -94,6 +94,7 @@ fn artifacts_for(entry: &KtstrTestEntry) -> Option<(Artifacts, OwnedVariant)> {
             .unwrap_or_default(),
         topology: entry.topology.to_string(),
         kernel_release: kernel.release,
+        kernel_image: kernel.vmlinuz,
     };
     Some((Artifacts::new(&v.borrow()), v))
 }
@@ -104,6 +105,7 @@ struct OwnedVariant {
     sched_args: Vec<String>,
     topology: String,
     kernel_release: String,
+    kernel_image: PathBuf,
 }
 
 impl OwnedVariant {
@@ -114,6 +116,7 @@ impl OwnedVariant {
             sched_args: &self.sched_args,
             topology: &self.topology,
             kernel_release: &self.kernel_release,
+            kernel_image: Some(&self.kernel_image),
         }
     }
 }

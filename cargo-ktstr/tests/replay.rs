@@ -1,0 +1,65 @@
+//! `cargo ktstr test` then `cargo ktstr replay`, for real: a VM test that
+//! fails, the outputs block naming it, replay listing it from the run's
+//! record, and `--exec` running it again on the same kernel image.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ktstr::prelude::*;
+
+/// Fails on purpose, in a VM, without a scheduler (quick; no auto-repro).
+#[ktstr_test(cores = 1, duration_s = 1)]
+#[ignore = "the failing test of replay_lists_and_reruns_the_last_failures"]
+fn replay_target(_ctx: &Ctx) -> Result<AssertResult> {
+    Ok(AssertResult::fail("failing on purpose, for cargo ktstr replay"))
+}
+
+/// `cargo ktstr <args>` (as cargo runs it), its artifacts in `out`.
+fn cargo_ktstr(out: &Path, args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_cargo-ktstr"))
+        .arg("ktstr")
+        .args(args)
+        .env(ktstr::artifacts::OUTPUT_DIR_ENV, out)
+        .output()
+        .expect("running cargo-ktstr");
+    eprintln!("$ cargo ktstr {}\n{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+#[test]
+fn replay_lists_and_reruns_the_last_failures() {
+    let out = std::env::temp_dir().join(format!("ktstr-replay-test-{}", std::process::id()));
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let only = ["--run-ignored", "all", "-E", "binary_id(cargo-ktstr::replay) & test(=replay_target)"];
+
+    let first = cargo_ktstr(&out, &[&["test", "--"][..], &only].concat());
+    assert!(!first.status.success(), "the target fails");
+    let text = stderr(&first);
+    for want in [
+        "\ncargo ktstr: test outputs\n",
+        "\n  FAILED replay_target [eevdf 1n1l1c1t]\n",
+        "\n    replay cargo ktstr replay --filter replay_target --exec\n",
+    ] {
+        assert!(text.contains(want), "no {want:?} in the outputs block:\n{text}");
+    }
+
+    let listed = cargo_ktstr(&out, &["replay"]);
+    assert!(listed.status.success());
+    let text = stderr(&listed);
+    assert!(text.starts_with("cargo ktstr replay: 1 failed in the last run (kernel "), "{text}");
+    assert!(text.contains("\n  FAILED replay_target [eevdf 1n1l1c1t]\n"), "{text}");
+
+    let none = cargo_ktstr(&out, &["replay", "--filter", "no_such_test"]);
+    assert!(stderr(&none).contains("no failed test matching `no_such_test` in the last run"), "{}", stderr(&none));
+
+    let again = cargo_ktstr(&out, &["replay", "--filter", "replay_target", "--exec"]);
+    assert!(!again.status.success(), "the rerun fails the same way");
+    let text = stderr(&again);
+    assert!(
+        text.contains("cargo ktstr replay: running 1 again: (binary_id(cargo-ktstr::replay) & test(=replay_target))"),
+        "{text}"
+    );
+    assert!(text.contains("failing on purpose, for cargo ktstr replay"), "the VM ran the test again:\n{text}");
+    assert!(text.contains("\n  FAILED replay_target [eevdf 1n1l1c1t]\n"), "{text}");
+    let _ = std::fs::remove_dir_all(&out);
+}
