@@ -132,3 +132,41 @@ fn writing_stall_lands_on_stall(_ctx: &Ctx) -> Result<AssertResult> {
     r.check(other_ns >= 250_000_000, || format!("spin-other ran only {} ns in 1 s", other_ns));
     Ok(r)
 }
+
+/// The `degrade_rt` knob degrades the running scheduler and is undone by
+/// writing 0: every ops.dispatch burns its microseconds while it is set
+/// (counted in `degrade_cnt`), none after.
+#[ktstr_test(scheduler = SCX_KTSTR)]
+fn degrade_rt_slows_dispatch_until_set_back(_ctx: &Ctx) -> Result<AssertResult> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinners: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::yield_now();
+                }
+            })
+        })
+        .collect();
+    let checked = (|| -> Result<u64> {
+        ensure!(read(".bss", "degrade_cnt")? == 0, "degrade_cnt counts before degrade_rt was set");
+        apply(&bss("degrade_rt", 500))?;
+        wait_until("no dispatch burned degrade_rt", Duration::from_secs(5), || {
+            read(".bss", "degrade_cnt").is_ok_and(|n| n > 0)
+        })?;
+        apply(&bss("degrade_rt", 0))?;
+        // A dispatch already burning finishes; after that, none.
+        std::thread::sleep(Duration::from_millis(100));
+        let after = read(".bss", "degrade_cnt")?;
+        std::thread::sleep(Duration::from_millis(500));
+        ensure!(read(".bss", "degrade_cnt")? == after, "dispatches still burned after degrade_rt was set back to 0");
+        Ok(after)
+    })();
+    stop.store(true, Ordering::Relaxed);
+    for s in spinners {
+        let _ = s.join();
+    }
+    println!("degrade_rt = 500 burned {} dispatches", checked?);
+    Ok(AssertResult::pass())
+}

@@ -22,6 +22,8 @@ enum ktstr_consts {
 	 * burn/tick of its CPU: 3 ms of 4 ms is a 4x drop.
 	 */
 	KTSTR_SLOW_BURN_US	= 3000,
+	/* The most a degrade_rt write makes each ops.dispatch burn. */
+	KTSTR_DEGRADE_MAX_US	= 10000,
 };
 
 #endif /* __KTSTR_INTF_H */

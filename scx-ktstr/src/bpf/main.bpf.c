@@ -24,7 +24,9 @@
  * - crash (.bss): the next ops.dispatch ends the scheduler with an error.
  * - watchdog_exit (.bss, set by the loader on SIGUSR2): the next callback
  *   ends the scheduler with an error, so the kernel records a debug dump.
- * - degrade_rt (.bss): reserved, does nothing yet.
+ * - degrade_rt (.bss, a host map write): while non-zero, every ops.dispatch
+ *   burns that many microseconds (at most KTSTR_DEGRADE_MAX_US): a
+ *   scheduler that degrades at run time, and recovers when it is set back.
  */
 #include <scx/common.bpf.h>
 #include "intf.h"
@@ -51,6 +53,7 @@ u64 nr_dispatched;	/* tasks moved from the shared DSQ to a local DSQ */
 u64 nr_direct;		/* tasks sent straight to an idle CPU by select_cpu */
 u64 nr_stalled;		/* tasks parked on the stall DSQ */
 u64 slow_cnt;		/* dispatches slowed down by --slow */
+u64 degrade_cnt;	/* dispatches slowed down by degrade_rt */
 
 /* Largest vtime of any task that started running: the "current" vtime. */
 static u64 vtime_now;
@@ -87,21 +90,19 @@ static void check_watchdog_exit(void)
 }
 
 /*
- * Busy-waits KTSTR_SLOW_BURN_US. The clock ends the loop; the iteration
+ * Busy-waits `us` microseconds. The clock ends the loop; the iteration
  * cap only bounds it for the verifier, and must stay within the kernel's
  * limit for bpf_for (BPF_MAX_LOOPS, 8M): beyond it the loop never runs.
  */
-static void burn_slow(void)
+static void burn_us(u64 us)
 {
 	u64 start = bpf_ktime_get_ns();
 	u32 i;
 
 	bpf_for(i, 0, 1 << 22) {
-		if (bpf_ktime_get_ns() - start >=
-		    (u64)KTSTR_SLOW_BURN_US * KTSTR_NSEC_PER_USEC)
+		if (bpf_ktime_get_ns() - start >= us * KTSTR_NSEC_PER_USEC)
 			break;
 	}
-	__sync_fetch_and_add(&slow_cnt, 1);
 }
 
 s32 BPF_STRUCT_OPS(ktstr_select_cpu, struct task_struct *p, s32 prev_cpu,
@@ -163,8 +164,14 @@ void BPF_STRUCT_OPS(ktstr_dispatch, s32 cpu, struct task_struct *prev)
 	if (crash)
 		scx_bpf_error("ktstr: host-triggered crash");
 
-	if (slow)
-		burn_slow();
+	if (slow) {
+		burn_us(KTSTR_SLOW_BURN_US);
+		__sync_fetch_and_add(&slow_cnt, 1);
+	}
+	if (degrade_rt) {
+		burn_us(degrade_rt < KTSTR_DEGRADE_MAX_US ? degrade_rt : KTSTR_DEGRADE_MAX_US);
+		__sync_fetch_and_add(&degrade_cnt, 1);
+	}
 
 	if (scx_bpf_dsq_move_to_local(KTSTR_SHARED_DSQ, 0))
 		__sync_fetch_and_add(&nr_dispatched, 1);
@@ -210,6 +217,7 @@ void BPF_STRUCT_OPS(ktstr_dump, struct scx_dump_ctx *dctx)
 		     stall, crash, degrade_rt, watchdog_exit);
 	scx_bpf_dump("rodata: slow=%d fail_init=%d slice_us=%llu\n",
 		     slow, fail_init, slice_ns / KTSTR_NSEC_PER_USEC);
+	scx_bpf_dump("degrade_cnt=%llu\n", degrade_cnt);
 	scx_bpf_dump("slow_cnt=%llu nr_enqueued=%llu nr_dispatched=%llu nr_direct=%llu nr_stalled=%llu\n",
 		     slow_cnt, nr_enqueued, nr_dispatched, nr_direct, nr_stalled);
 	scx_bpf_dump("nr_queued=%d stall_queued=%d vtime_now=%llu\n",
