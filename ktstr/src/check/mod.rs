@@ -32,7 +32,8 @@ pub struct Checks {
     /// must be violated for `sustained_samples` samples in a row.
     pub max_imbalance_ratio: Option<f64>,
     pub max_local_dsq_depth: Option<u32>,
-    /// A CPU with runnable tasks whose run-queue clock stands still.
+    /// A CPU holding runnable tasks that it does not run (idle, or its
+    /// run-queue clock standing still).
     pub fail_on_stall: Option<bool>,
     pub sustained_samples: Option<u32>,
     /// SCX events per second (`select_cpu_fallback`, `dispatch_keep_last`).

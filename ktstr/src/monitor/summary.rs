@@ -151,9 +151,14 @@ fn schedstat(samples: &[Sample]) -> Option<Schedstat> {
     })
 }
 
-/// A CPU that had runnable tasks but did not run them: for `sustained`
-/// samples in a row, its run queue held tasks while its clock stood
-/// still (nothing scheduled there, not even a tick).
+/// A CPU that had runnable tasks but did not run them, for `sustained`
+/// samples in a row: its run queue held tasks while its clock stood
+/// still (nothing scheduled there, not even a tick: a hung CPU) or while
+/// it ran its idle task (the tasks are held where nothing dispatches
+/// them: a sched_ext stall). The second is what a stalling BPF scheduler
+/// looks like here: other threads waking on that CPU keep its clock
+/// going, so the clock alone misses it (seen with scx-ktstr's stall
+/// knob). A woken task waits for an idle CPU a moment, not 3 samples.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stall {
     pub cpu: usize,
@@ -171,7 +176,8 @@ pub fn stalls(samples: &[Sample], sustained: usize) -> Vec<Stall> {
         let mut run: Option<Stall> = None;
         for w in samples.windows(2) {
             let (prev, cur) = (w[0].cpus.get(cpu).cloned().flatten(), w[1].cpus.get(cpu).cloned().flatten());
-            let stuck = matches!((prev, cur), (Some(p), Some(c)) if c.nr_running > 0 && c.clock == p.clock);
+            let stuck = matches!((prev, cur), (Some(p), Some(c))
+                if c.nr_running > 0 && (c.clock == p.clock || c.idle == Some(true)));
             run = match (stuck, run) {
                 (true, Some(mut r)) => {
                     r.samples += 1;
@@ -212,7 +218,7 @@ mod tests {
     /// CPU 1 holds a task with its clock still from +100 to +400 ms;
     /// CPU 0's clock stands still too, but with nothing to run.
     #[test]
-    fn a_stall_is_runnable_tasks_under_a_still_clock() {
+    fn a_stall_is_runnable_tasks_under_a_still_clock_or_an_idle_cpu() {
         let s: Vec<Sample> = (0..6u64)
             .map(|i| {
                 let clock1 = if (1..=4).contains(&i) { 100 } else { i * 1000 };
@@ -222,6 +228,15 @@ mod tests {
         // Samples 2, 3 and 4 repeat sample 1's clock: 3 in a row.
         assert_eq!(stalls(&s, 3), [Stall { cpu: 1, from_ms: 200, samples: 3 }]);
         assert_eq!(stalls(&s, 4), []);
+        // Ticking but idle with a task queued: stalled too; busy is not.
+        let idle = |at: u64, idle: bool| {
+            let c = CpuSample { nr_running: 2, clock: at, idle: Some(idle), ..Default::default() };
+            Sample { at_ms: at, cpus: vec![Some(c)], events: None }
+        };
+        let s: Vec<Sample> = (0..5).map(|i| idle(i * 100, i != 1)).collect();
+        assert_eq!(stalls(&s, 3), [Stall { cpu: 0, from_ms: 200, samples: 3 }]);
+        let busy: Vec<Sample> = (0..5).map(|i| idle(i * 100, false)).collect();
+        assert_eq!(stalls(&busy, 1), []);
     }
 
     #[test]

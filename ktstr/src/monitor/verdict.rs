@@ -87,8 +87,8 @@ fn failures(m: &MonitorReport, checks: &Checks, n: usize) -> Vec<String> {
     if checks.fail_on_stall == Some(true) {
         for st in stalls(s, n) {
             out.push(format!(
-                "monitor: cpu{} stalled: runnable tasks, rq clock stood still for {} samples from +{}ms \
-                 (fail_on_stall, sustained_samples {n})",
+                "monitor: cpu{} stalled: runnable tasks not run (cpu idle or rq clock still) for {} samples from \
+                 +{}ms (fail_on_stall, sustained_samples {n})",
                 st.cpu, st.samples, st.from_ms
             ));
         }

@@ -22,6 +22,8 @@ enum ktstr_consts {
 	 * burn/tick of its CPU: 3 ms of 4 ms is a 4x drop.
 	 */
 	KTSTR_SLOW_BURN_US	= 3000,
+	/* The CPU whose local DSQ the pile knob queues ktstr workers on. */
+	KTSTR_PILE_CPU		= 0,
 };
 
 #endif /* __KTSTR_INTF_H */
