@@ -242,6 +242,15 @@ fn piled_tasks_trip_max_local_dsq_depth() {
     assert!(block.contains(&format!("\nverdict: {}\n", f.reasons[0])), "{block}");
     let max = regex::Regex::new(r"max_dsq_depth=(\d+) ").unwrap().captures(block).unwrap()[1].parse::<u32>().unwrap();
     assert!(max >= 3, "{block}");
+    // The timeline's phase carries the samples that fell in it, and their
+    // figures: CPU 0 holding every worker (3 waiting), CPU 1 idle.
+    let phase = regex::Regex::new(
+        r"(?m)^Phase 1: StepStart\[0\] ops=0 \(\d+ms, (\d+) samples\):\nimbalance: avg=(\d+\.\d) max=\d+\.\d \| dsq: avg=(\d+) max=(\d+) \| nr_run: avg=\d+\.\d \| fallback: \d+/s \| keep_last: \d+/s \| throughput: [1-9]\d* iter/s \(stimulus-derived\)\nper-cgroup:$",
+    )
+    .unwrap();
+    let c = phase.captures(&f.report).unwrap_or_else(|| panic!("{}", f.report));
+    let figure = |i: usize| c[i].parse::<f64>().unwrap();
+    assert!(figure(1) >= 20.0 && figure(2) >= 3.0 && figure(3) >= 1.0 && figure(4) >= 3.0, "{}", &c[0]);
 }
 
 /// The same workload spread by the scheduler as usual passes the same

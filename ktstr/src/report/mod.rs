@@ -124,7 +124,7 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
     if let Some(st) = scenario {
         let h =
             timeline::TimelineHeader { topology: header.topology, scheduler: header.scheduler, scenario: header.test };
-        let _ = write!(s, "\n--- timeline ---\n{}", timeline::render(&h, st));
+        let _ = write!(s, "\n--- timeline ---\n{}", timeline::render(&h, st, o.monitor.as_ref()));
     }
     if !o.sched_log.is_empty() {
         s.push_str("\n--- scheduler log ---\n");
@@ -311,6 +311,8 @@ mod tests {
         let text = stats::render(&stats);
         assert!(text.starts_with("1 workers, 1 cpus, 18446744073709551615 migrations"), "{text}");
         let h = timeline::TimelineHeader { topology: Topology::new(1, 1, 1, 1), scheduler: None, scenario: "s" };
-        assert!(timeline::render(&h, &stats).contains(">>> scheduler left sched_ext"));
+        assert!(timeline::render(&h, &stats, None).contains(">>> scheduler left sched_ext"));
+        let m = monitor::tests::fixture("fair_two_cgroups");
+        assert!(timeline::render(&h, &stats, Some(&m)).contains(", 0 samples):\nimbalance: avg=0.0 max=0.0 "));
     }
 }
