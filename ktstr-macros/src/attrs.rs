@@ -6,7 +6,9 @@ use syn::{Expr, ExprArray, ExprLit, Lit, LitInt, LitStr, Meta, Path, Token};
 
 const KNOWN: &str = "numa_nodes, llcs, cores, threads, memory_mb, duration_s, scheduler, extra_sched_args, \
                      not_starved, max_gap_ms, max_spread_pct, min_iteration_rate, bpf_map_write, expect_err, \
-                     expect_scx_bpf_error_contains, expect_scx_bpf_error_matches, auto_repro";
+                     expect_scx_bpf_error_contains, expect_scx_bpf_error_matches, auto_repro, \
+                     max_imbalance_ratio, max_local_dsq_depth, fail_on_stall, sustained_samples, \
+                     max_fallback_rate, max_keep_last_rate";
 
 pub struct TestAttrs {
     pub numa_nodes: u32,
@@ -22,6 +24,13 @@ pub struct TestAttrs {
     pub max_gap_ms: Option<u64>,
     pub max_spread_pct: Option<f64>,
     pub min_iteration_rate: Option<f64>,
+    /// The monitor's thresholds; `None` defers like the checks above.
+    pub max_imbalance_ratio: Option<f64>,
+    pub max_local_dsq_depth: Option<u32>,
+    pub fail_on_stall: Option<bool>,
+    pub sustained_samples: Option<u32>,
+    pub max_fallback_rate: Option<f64>,
+    pub max_keep_last_rate: Option<f64>,
     /// Paths to `BpfMapWrite` statics, applied in order.
     pub bpf_map_write: Vec<Path>,
     /// The test pins a failure: it passes only if the run fails.
@@ -49,6 +58,12 @@ impl Default for TestAttrs {
             max_gap_ms: None,
             max_spread_pct: None,
             min_iteration_rate: None,
+            max_imbalance_ratio: None,
+            max_local_dsq_depth: None,
+            fail_on_stall: None,
+            sustained_samples: None,
+            max_fallback_rate: None,
+            max_keep_last_rate: None,
             bpf_map_write: Vec::new(),
             expect_err: false,
             expect_contains: None,
@@ -101,6 +116,12 @@ impl Parse for TestAttrs {
                 "max_gap_ms" => a.max_gap_ms = Some(positive::<u64>(v, &key)?),
                 "max_spread_pct" => a.max_spread_pct = Some(number(v, &key)?),
                 "min_iteration_rate" => a.min_iteration_rate = Some(number(v, &key)?),
+                "max_imbalance_ratio" => a.max_imbalance_ratio = Some(number(v, &key)?),
+                "max_local_dsq_depth" => a.max_local_dsq_depth = Some(integer(v, &key)?),
+                "fail_on_stall" => a.fail_on_stall = Some(boolean(v, &key)?),
+                "sustained_samples" => a.sustained_samples = Some(positive::<u32>(v, &key)?),
+                "max_fallback_rate" => a.max_fallback_rate = Some(number(v, &key)?),
+                "max_keep_last_rate" => a.max_keep_last_rate = Some(number(v, &key)?),
                 "bpf_map_write" => a.bpf_map_write = paths(v, &key)?,
                 "expect_err" => a.expect_err = boolean(v, &key)?,
                 "auto_repro" => a.auto_repro = boolean(v, &key)?,
@@ -151,6 +172,16 @@ where
         return Err(err());
     }
     Ok(n)
+}
+
+/// A non-negative integer literal (0 allowed: "none at all").
+fn integer<T: std::str::FromStr>(v: &Expr, key: &str) -> syn::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let err = || syn::Error::new_spanned(v, format!("`{key}` takes a non-negative integer literal, e.g. `{key} = 4`"));
+    let Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) = v else { return Err(err()) };
+    LitInt::base10_parse(i).map_err(|_| err())
 }
 
 fn string_array(v: &Expr) -> syn::Result<Vec<LitStr>> {

@@ -51,6 +51,12 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
     let max_gap_ms = opt(a.max_gap_ms.map(|n| quote!(#n)));
     let max_spread_pct = opt(a.max_spread_pct.map(|n| quote!(#n)));
     let min_iteration_rate = opt(a.min_iteration_rate.map(|n| quote!(#n)));
+    let max_imbalance_ratio = opt(a.max_imbalance_ratio.map(|n| quote!(#n)));
+    let max_local_dsq_depth = opt(a.max_local_dsq_depth.map(|n| quote!(#n)));
+    let fail_on_stall = opt(a.fail_on_stall.map(|b| quote!(#b)));
+    let sustained_samples = opt(a.sustained_samples.map(|n| quote!(#n)));
+    let max_fallback_rate = opt(a.max_fallback_rate.map(|n| quote!(#n)));
+    let max_keep_last_rate = opt(a.max_keep_last_rate.map(|n| quote!(#n)));
     let expect_err = a.expect_err;
     let auto_repro = a.auto_repro;
     let expect_contains = opt(a.expect_contains.as_ref().map(|s| quote!(#s)));
@@ -80,6 +86,12 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
                 max_gap_ms: #max_gap_ms,
                 max_spread_pct: #max_spread_pct,
                 min_iteration_rate: #min_iteration_rate,
+                max_imbalance_ratio: #max_imbalance_ratio,
+                max_local_dsq_depth: #max_local_dsq_depth,
+                fail_on_stall: #fail_on_stall,
+                sustained_samples: #sustained_samples,
+                max_fallback_rate: #max_fallback_rate,
+                max_keep_last_rate: #max_keep_last_rate,
             },
             bpf_map_writes: &[#(&#map_writes),*],
             expect_err: #expect_err,

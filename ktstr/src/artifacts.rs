@@ -84,6 +84,9 @@ impl Artifacts {
             "reasons": reasons,
             "bug_summary": o.bug_summary,
             "stats": o.result.as_ref().and_then(|r| r.stats.as_ref()),
+            // Every sample, for plotting; `unavailable` says why there are none.
+            "monitor": o.monitor,
+            "monitor_failures": o.monitor_verdict.failures,
         });
         write_atomic(&self.stats_path(), &serde_json::to_vec_pretty(&doc)?)
     }
@@ -238,6 +241,31 @@ mod tests {
         assert_eq!(d["is_placeholder"], true);
         a.clear();
         assert!(!a.dump_path().exists(), "clear removes the dump");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The monitor's samples go into the sidecar, for tools to plot.
+    #[test]
+    fn sidecar_carries_the_monitor_samples() {
+        use crate::outcome::fixtures::{fixture, EXITED};
+        let dir = std::env::temp_dir().join(format!("ktstr-sidecar-{}", std::process::id()));
+        let a = Artifacts { dir: dir.clone(), stem: "t-0000000000000002".into() };
+        let v = Variant {
+            test: "t",
+            scheduler: None,
+            sched_args: &[],
+            topology: "1n1l2c1t",
+            kernel_release: "7.3.4",
+            kernel_image: None,
+        };
+        let mut o = fixture("topology_mismatch", EXITED);
+        let m = crate::report::monitor_fixture("fair_two_cgroups");
+        o.attach_monitor(m.clone(), &crate::check::Checks::DEFAULT);
+        a.write_stats(&v, &o, &[], false).unwrap();
+        let d: serde_json::Value = serde_json::from_slice(&std::fs::read(a.stats_path()).unwrap()).unwrap();
+        let back: crate::monitor::MonitorReport = serde_json::from_value(d["monitor"].clone()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(d["monitor"]["samples"][1]["cpus"][2]["nr_running"], 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

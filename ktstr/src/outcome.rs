@@ -67,6 +67,8 @@ pub struct RunOutcome {
     pub failure_dump: Option<crate::dump::FailureDump>,
     /// What the host-side monitor saw, when it watched the run.
     pub monitor: Option<crate::monitor::MonitorReport>,
+    /// The monitor's thresholds held to its samples.
+    pub monitor_verdict: crate::monitor::verdict::Verdict,
     pub vm: VmOutput,
 }
 
@@ -90,6 +92,7 @@ impl RunOutcome {
             probe_trail: None,
             failure_dump: None,
             monitor: None,
+            monitor_verdict: Default::default(),
             vm,
         };
         let (mut sched_started, mut payload_started) = (false, false);
@@ -145,6 +148,12 @@ impl RunOutcome {
         o
     }
 
+    /// Adds the monitor's report and holds its samples to `checks`.
+    pub fn attach_monitor(&mut self, m: crate::monitor::MonitorReport, checks: &Checks) {
+        self.monitor_verdict = crate::monitor::verdict::evaluate(&m, checks);
+        self.monitor = Some(m);
+    }
+
     /// Why the run failed, one line each (the report's detail lines);
     /// empty when it passed.
     pub fn failure_reasons(&self) -> Vec<String> {
@@ -187,9 +196,11 @@ impl RunOutcome {
                 }
             }
             why.extend(self.check_failures.iter().cloned());
-        } else if why.is_empty() {
+        } else if why.is_empty() && self.monitor_verdict.failures.is_empty() {
             why.push(format!("no test result from the guest (stage reached: {})", self.stage));
         }
+        // The monitor's verdict stands beside the workers' checks.
+        why.extend(self.monitor_verdict.failures.iter().cloned());
         if !why.is_empty() && self.vm.channel_damage.1 > 0 {
             why.push(format!(
                 "guest channel damaged: {} frames / {} bytes did not decode",

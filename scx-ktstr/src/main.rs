@@ -65,6 +65,11 @@ struct Opts {
     #[arg(long)]
     fail_init: bool,
 
+    /// Start with the pile knob on: tasks named `ktstr-worker*` all queue
+    /// on CPU 0's local DSQ, however idle the other CPUs are.
+    #[arg(long)]
+    pile: bool,
+
     /// The kernel's sched_ext watchdog: a runnable task not run for this
     /// long ends the scheduler ("runnable task stall"). 0 keeps the
     /// kernel's default (30 s).
@@ -118,8 +123,12 @@ fn main() -> Result<()> {
     }
 
     let mut skel = scx_ops_load!(skel, ktstr_ops, uei)?;
+    let bss = skel.maps.bss_data.as_mut().unwrap();
     if opts.stall {
-        skel.maps.bss_data.as_mut().unwrap().stall = 1;
+        bss.stall = 1;
+    }
+    if opts.pile {
+        bss.pile = 1;
     }
     let link = scx_ops_attach!(skel, ktstr_ops)?;
     println!("scx-ktstr: attached");
@@ -169,7 +178,8 @@ mod tests {
         let opts = Opts::try_parse_from(["scx-ktstr"]).unwrap();
         assert_eq!(opts.slice_us, 20_000);
         assert_eq!(opts.slice_us(), 20_000);
-        assert!(!opts.verbose && !opts.slow && !opts.stall);
+        assert!(!opts.verbose && !opts.slow && !opts.stall && !opts.pile);
+        assert!(Opts::try_parse_from(["scx-ktstr", "--pile"]).unwrap().pile);
 
         let opts = Opts::try_parse_from(["scx-ktstr", "--slice-us", "5000", "-v"]).unwrap();
         assert_eq!(opts.slice_us, 5000);

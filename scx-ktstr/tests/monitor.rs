@@ -197,3 +197,96 @@ fn monitor_reads_numa_nodes_and_high_memory() {
     assert!(busy * 2 >= m.samples.len(), "{busy} of {} samples with both CPUs busy", m.samples.len());
     assert!(m.bpf.is_none(), "no scheduler, no BPF figures");
 }
+
+/// Four spinning workers on the guest's two CPUs.
+#[ktstr_test(scheduler = SCX_KTSTR, duration_s = 3, max_local_dsq_depth = 1, fail_on_stall = true)]
+#[ignore = "guest half of piled_tasks_trip_max_local_dsq_depth and spread_tasks_pass_it"]
+fn payload_monitor_dsq(ctx: &Ctx) -> Result<AssertResult> {
+    execute_defs(ctx, vec![CgroupDef::named("cg").workers(4)])
+}
+
+/// Two workers the stall knob parks: runnable, never run.
+#[ktstr_test(scheduler = SCX_KTSTR, duration_s = 4, fail_on_stall = true)]
+#[ignore = "guest half of the_stall_knob_trips_stall_detection_before_any_watchdog"]
+fn payload_monitor_stall(ctx: &Ctx) -> Result<AssertResult> {
+    execute_defs(ctx, vec![CgroupDef::named("cg").workers(2)])
+}
+
+fn run_with(payload: &str, sched_args: &[&str]) -> Result<RunOutcome, ktstr::test_support::KtstrFailure> {
+    let entry = find_test(payload).expect("payload registered");
+    let opts = RunOptions {
+        auto_repro: Some(false),
+        extra_sched_args: Some(sched_args.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    run_ktstr_test_with(entry, &opts)
+}
+
+/// `--pile` queues every worker on CPU 0's local DSQ: 4 workers, one
+/// running, 3 waiting, for the whole workload; max_local_dsq_depth = 1
+/// fails, and nothing else does (the workers still all progress).
+#[test]
+fn piled_tasks_trip_max_local_dsq_depth() {
+    let f =
+        run_with("payload_monitor_dsq", &["--pile"]).expect_err("a 3-deep local DSQ must fail max_local_dsq_depth 1");
+    eprintln!("{}", f.report);
+    let line = regex::Regex::new(
+        r"^monitor: cpu0 local DSQ depth ([2-9]) for (\d+) samples from \+\d+ms \(max_local_dsq_depth 1, sustained_samples 3\)$",
+    )
+    .unwrap();
+    assert_eq!(f.reasons.len(), 1, "only the monitor fails: {:?}", f.reasons);
+    let c = line.captures(&f.reasons[0]).unwrap_or_else(|| panic!("{:?}", f.reasons));
+    assert!(c[2].parse::<usize>().unwrap() >= 15, "the pile lasts most of the 3 s workload: {}", &f.reasons[0]);
+    // The block says it too, and its figures agree.
+    let block = f.report.split("\n--- monitor ---\n").nth(1).expect("monitor block");
+    assert!(block.contains(&format!("\nverdict: {}\n", f.reasons[0])), "{block}");
+    let max = regex::Regex::new(r"max_dsq_depth=(\d+) ").unwrap().captures(block).unwrap()[1].parse::<u32>().unwrap();
+    assert!(max >= 3, "{block}");
+    // The timeline's phase carries the samples that fell in it, and their
+    // figures: CPU 0 holding every worker (3 waiting), CPU 1 idle.
+    let phase = regex::Regex::new(
+        r"(?m)^Phase 1: StepStart\[0\] ops=0 \(\d+ms, (\d+) samples\):\nimbalance: avg=(\d+\.\d) max=\d+\.\d \| dsq: avg=(\d+) max=(\d+) \| nr_run: avg=\d+\.\d \| fallback: \d+/s \| keep_last: \d+/s \| throughput: [1-9]\d* iter/s \(stimulus-derived\)\nper-cgroup:$",
+    )
+    .unwrap();
+    let c = phase.captures(&f.report).unwrap_or_else(|| panic!("{}", f.report));
+    let figure = |i: usize| c[i].parse::<f64>().unwrap();
+    assert!(figure(1) >= 20.0 && figure(2) >= 3.0 && figure(3) >= 1.0 && figure(4) >= 3.0, "{}", &c[0]);
+}
+
+/// The same workload spread by the scheduler as usual passes the same
+/// threshold: the knob, not the threshold, made the difference.
+#[test]
+fn spread_tasks_pass_max_local_dsq_depth() {
+    match run_with("payload_monitor_dsq", &[]) {
+        Ok(o) => assert!(monitor(&o).samples.len() >= 20),
+        Err(f) => panic!("{}", f.report),
+    }
+}
+
+/// `--stall` parks the workers where nothing dispatches them. The
+/// monitor names the stalled CPU within 3 samples (~300 ms); ktstr's
+/// work-conservation watchdog ends the scheduler after 2 s, the kernel's
+/// own sched_ext watchdog would after 30 s (its default timeout).
+#[test]
+fn the_stall_knob_trips_stall_detection_before_any_watchdog() {
+    let f = run_with("payload_monitor_stall", &["--stall"]).expect_err("a stall fails the run");
+    let o = f.outcome.as_ref().unwrap();
+    let line = regex::Regex::new(
+        r"^monitor: cpu(\d) stalled: runnable tasks not run \(cpu idle or rq clock still\) for (\d+) samples from \+(\d+)ms \(fail_on_stall, sustained_samples 3\)$",
+    )
+    .unwrap();
+    // Each of the 2 parked workers waits on a CPU: one line per stalled CPU.
+    let from: Vec<u64> = f.reasons.iter().filter_map(|r| line.captures(r)).map(|c| c[3].parse().unwrap()).collect();
+    assert!(!from.is_empty(), "{}", f.report);
+    // The third sample in a row is when it counts.
+    let detected_ms = from.iter().min().unwrap() + 2 * o.monitor.as_ref().unwrap().interval_ms;
+    let died_ms = o.sched_exit_at_ms.expect("ktstr's watchdog ended the scheduler");
+    eprintln!("stall detected by +{detected_ms}ms; scheduler ended at +{died_ms}ms; kernel watchdog: 30000ms");
+    assert!(detected_ms < 1000, "detected at +{detected_ms}ms: {}", f.report);
+    assert!(detected_ms < died_ms, "the monitor saw it before the watchdog acted");
+    // The other failures are the watchdog's and the scheduler's death,
+    // reported independently.
+    assert!(f.reasons.iter().any(|r| r.starts_with("work-conservation watchdog:")), "{:?}", f.reasons);
+    let stuck = format!(" stuck={}\n", from.len());
+    assert!(f.report.contains("\n--- monitor ---\n") && f.report.contains(&stuck), "{}", f.report);
+}

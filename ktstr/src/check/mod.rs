@@ -28,35 +28,69 @@ pub struct Checks {
     pub max_spread_pct: Option<f64>,
     /// Slowest iteration rate a worker may have, per second.
     pub min_iteration_rate: Option<f64>,
+    /// The host-side monitor's thresholds (see `monitor::verdict`): each
+    /// must be violated for `sustained_samples` samples in a row.
+    pub max_imbalance_ratio: Option<f64>,
+    pub max_local_dsq_depth: Option<u32>,
+    /// A CPU holding runnable tasks that it does not run (idle, or its
+    /// run-queue clock standing still).
+    pub fail_on_stall: Option<bool>,
+    pub sustained_samples: Option<u32>,
+    /// SCX events per second (`select_cpu_fallback`, `dispatch_keep_last`).
+    pub max_fallback_rate: Option<f64>,
+    pub max_keep_last_rate: Option<f64>,
 }
 
 impl Checks {
     /// Nothing set: defer to the next level.
-    pub const NONE: Checks =
-        Checks { not_starved: None, max_gap_ms: None, max_spread_pct: None, min_iteration_rate: None };
+    pub const NONE: Checks = Checks {
+        not_starved: None,
+        max_gap_ms: None,
+        max_spread_pct: None,
+        min_iteration_rate: None,
+        max_imbalance_ratio: None,
+        max_local_dsq_depth: None,
+        fail_on_stall: None,
+        sustained_samples: None,
+        max_fallback_rate: None,
+        max_keep_last_rate: None,
+    };
 
     /// What every test is held to unless told otherwise: no starved
     /// worker, and no gap longer than the work-conservation watchdog's
     /// threshold. Fairness and rate floors depend on the scheduler's
-    /// policy, so they are opt-in.
+    /// policy, so they are opt-in; so are the monitor's thresholds, whose
+    /// violations must last 3 samples (300 ms) to count.
     pub const DEFAULT: Checks = Checks {
         not_starved: Some(true),
         max_gap_ms: Some(crate::scenario::WATCHDOG_STUCK_MS),
-        max_spread_pct: None,
-        min_iteration_rate: None,
+        sustained_samples: Some(3),
+        ..Checks::NONE
     };
 
     /// `self`, with unset thresholds taken from `fallback`.
     pub const fn or(self, fallback: Checks) -> Checks {
+        // `Option::or` is not const.
+        macro_rules! or {
+            ($f:ident) => {
+                if self.$f.is_some() {
+                    self.$f
+                } else {
+                    fallback.$f
+                }
+            };
+        }
         Checks {
-            not_starved: if self.not_starved.is_some() { self.not_starved } else { fallback.not_starved },
-            max_gap_ms: if self.max_gap_ms.is_some() { self.max_gap_ms } else { fallback.max_gap_ms },
-            max_spread_pct: if self.max_spread_pct.is_some() { self.max_spread_pct } else { fallback.max_spread_pct },
-            min_iteration_rate: if self.min_iteration_rate.is_some() {
-                self.min_iteration_rate
-            } else {
-                fallback.min_iteration_rate
-            },
+            not_starved: or!(not_starved),
+            max_gap_ms: or!(max_gap_ms),
+            max_spread_pct: or!(max_spread_pct),
+            min_iteration_rate: or!(min_iteration_rate),
+            max_imbalance_ratio: or!(max_imbalance_ratio),
+            max_local_dsq_depth: or!(max_local_dsq_depth),
+            fail_on_stall: or!(fail_on_stall),
+            sustained_samples: or!(sustained_samples),
+            max_fallback_rate: or!(max_fallback_rate),
+            max_keep_last_rate: or!(max_keep_last_rate),
         }
     }
 }

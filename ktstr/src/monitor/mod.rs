@@ -19,6 +19,8 @@
 pub mod kmem;
 pub mod layout;
 pub mod sample;
+pub mod summary;
+pub mod verdict;
 pub mod wire;
 
 use std::time::Duration;

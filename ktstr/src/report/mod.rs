@@ -1,9 +1,10 @@
 //! The failure report: a header naming test, scheduler and topology, one
 //! detail line per reason, then sections in the order of the spec:
 //! `--- stats ---`, `--- diagnostics ---`, `--- timeline ---`,
-//! `--- scheduler log ---`, `--- sched_ext dump ---`, each only when it
-//! has something to say.
+//! `--- scheduler log ---`, `--- monitor ---`, `--- sched_ext dump ---`,
+//! each only when it has something to say.
 
+mod monitor;
 mod stats;
 mod timeline;
 
@@ -147,13 +148,16 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
     if let Some(st) = scenario {
         let h =
             timeline::TimelineHeader { topology: header.topology, scheduler: header.scheduler, scenario: header.test };
-        let _ = write!(s, "\n--- timeline ---\n{}", timeline::render(&h, st));
+        let _ = write!(s, "\n--- timeline ---\n{}", timeline::render(&h, st, o.monitor.as_ref()));
     }
     if !o.sched_log.is_empty() {
         s.push_str("\n--- scheduler log ---\n");
         for l in &crate::crash::collapse_cycles(&o.sched_log) {
             let _ = writeln!(s, "{l}");
         }
+    }
+    if let Some(m) = &o.monitor {
+        let _ = write!(s, "\n--- monitor ---\n{}", monitor::render(m, &o.monitor_verdict));
     }
     if !o.sched_ext_dump.is_empty() {
         s.push_str("\n--- sched_ext dump ---\n");
@@ -163,6 +167,9 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
     }
     s
 }
+
+#[cfg(test)]
+pub(crate) use monitor::tests::fixture as monitor_fixture;
 
 /// `RUST_BACKTRACE=1|full` asks for diagnostics on every failure.
 pub fn verbose_requested() -> bool {
@@ -267,6 +274,30 @@ mod tests {
         assert!(fixture("scenario_rate_floor", EXITED).passed());
     }
 
+    /// `--- monitor ---` sits between the scheduler log and the sched_ext
+    /// dump (spec 003's order), and its violations are detail lines.
+    #[test]
+    fn monitor_block_follows_the_scheduler_log() {
+        let mut o = fixture("sched_exits_at_once", EXITED);
+        o.sched_ext_dump = vec!["sched_ext_dump: (a line)".into()];
+        let m = monitor::tests::fixture("fair_two_cgroups");
+        // The real samples' imbalance is above 1.0 for at most 2 samples in
+        // a row (+309 and +402 ms, again +2608 and +2710 ms): the first run
+        // of the longest is named.
+        let checks = Checks { max_imbalance_ratio: Some(1.0), sustained_samples: Some(2), ..Checks::DEFAULT };
+        o.attach_monitor(m.clone(), &Checks { sustained_samples: Some(3), ..checks });
+        assert!(o.monitor_verdict.failures.is_empty(), "3 in a row never happened");
+        o.attach_monitor(m, &checks);
+        let text = render(&header(Some("scx-ktstr"), "1n1l2c1t"), &o, &o.failure_reasons(), false);
+        let at = |h: &str| text.find(h).unwrap_or_else(|| panic!("no {h} in {text}"));
+        assert!(at("\n--- scheduler log ---\n") < at("\n--- monitor ---\nsamples=33 "), "{text}");
+        assert!(at("\n--- monitor ---\n") < at("\n--- sched_ext dump ---\n"), "{text}");
+        let detail = "  monitor: imbalance (max/min nr_running over CPUs) 2 for 2 samples from +309ms \
+                      (max_imbalance_ratio 1.00, sustained_samples 2)";
+        assert!(text.lines().any(|l| l == detail), "{text}");
+        assert!(text.contains(&format!("\nverdict: {}\n", detail.trim())), "{text}");
+    }
+
     /// The guest is untrusted: absurd figures render, they do not panic.
     #[test]
     fn hostile_stats_do_not_panic() {
@@ -298,11 +329,14 @@ mod tests {
             max_gap_ms: Some(u64::MAX),
             max_spread_pct: Some(0.0),
             min_iteration_rate: Some(f64::MAX),
+            ..Checks::NONE
         };
         let _ = crate::check::evaluate(&stats, &all);
         let text = stats::render(&stats);
         assert!(text.starts_with("1 workers, 1 cpus, 18446744073709551615 migrations"), "{text}");
         let h = timeline::TimelineHeader { topology: Topology::new(1, 1, 1, 1), scheduler: None, scenario: "s" };
-        assert!(timeline::render(&h, &stats).contains(">>> scheduler left sched_ext"));
+        assert!(timeline::render(&h, &stats, None).contains(">>> scheduler left sched_ext"));
+        let m = monitor::tests::fixture("fair_two_cgroups");
+        assert!(timeline::render(&h, &stats, Some(&m)).contains(", 0 samples):\nimbalance: avg=0.0 max=0.0 "));
     }
 }

@@ -202,7 +202,9 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
     }
     .map_err(|e| setup_fail("starting QEMU", e))?;
     let mut outcome = RunOutcome::from_vm(vm_out, &entry.checks());
-    outcome.monitor = monitor.map(Monitor::finish);
+    if let Some(m) = monitor {
+        outcome.attach_monitor(m.finish(), &entry.checks());
+    }
     let reasons = outcome.failure_reasons();
     if reasons.is_empty() {
         if report::env_flag("KTSTR_KEEP_RUN_DIR") {

@@ -24,6 +24,8 @@ enum ktstr_consts {
 	KTSTR_SLOW_BURN_US	= 3000,
 	/* The most a degrade_rt write makes each ops.dispatch burn. */
 	KTSTR_DEGRADE_MAX_US	= 10000,
+	/* The CPU whose local DSQ the pile knob queues ktstr workers on. */
+	KTSTR_PILE_CPU		= 0,
 };
 
 #endif /* __KTSTR_INTF_H */

@@ -21,6 +21,9 @@
  *   are parked in a DSQ nothing consumes; everything else runs normally.
  *   The kernel's own watchdog ends the scheduler once a parked task has
  *   waited timeout_ms (30 s by default); ktstr's watchdog must be quicker.
+ * - pile (.bss, --pile or a host map write): tasks named ktstr-worker* all
+ *   queue on CPU KTSTR_PILE_CPU's local DSQ, however idle the other CPUs
+ *   are: a deep local DSQ and an imbalance for the monitor to see.
  * - crash (.bss): the next ops.dispatch ends the scheduler with an error.
  * - watchdog_exit (.bss, set by the loader on SIGUSR2): the next callback
  *   ends the scheduler with an error, so the kernel records a debug dump.
@@ -43,6 +46,7 @@ const volatile bool fail_init;
 
 /* Host-controlled fault knobs (.bss, 0 = behave). */
 u32 stall;
+u32 pile;
 u32 crash;
 u32 degrade_rt;
 u32 watchdog_exit;
@@ -52,6 +56,7 @@ u64 nr_enqueued;	/* tasks queued on the shared DSQ */
 u64 nr_dispatched;	/* tasks moved from the shared DSQ to a local DSQ */
 u64 nr_direct;		/* tasks sent straight to an idle CPU by select_cpu */
 u64 nr_stalled;		/* tasks parked on the stall DSQ */
+u64 nr_piled;		/* tasks queued on the pile CPU's local DSQ */
 u64 slow_cnt;		/* dispatches slowed down by --slow */
 u64 degrade_cnt;	/* dispatches slowed down by degrade_rt */
 
@@ -77,6 +82,12 @@ static bool is_ktstr_worker(const struct task_struct *p)
 static bool stalled(const struct task_struct *p)
 {
 	return stall && is_ktstr_worker(p);
+}
+
+static bool piled(const struct task_struct *p)
+{
+	return pile && is_ktstr_worker(p) &&
+	       bpf_cpumask_test_cpu(KTSTR_PILE_CPU, p->cpus_ptr);
 }
 
 /*
@@ -112,8 +123,8 @@ s32 BPF_STRUCT_OPS(ktstr_select_cpu, struct task_struct *p, s32 prev_cpu,
 	s32 cpu;
 
 	check_watchdog_exit();
-	/* No shortcut to an idle CPU: ops.enqueue must park it. */
-	if (stalled(p))
+	/* No shortcut to an idle CPU: ops.enqueue must park or pile it. */
+	if (stalled(p) || piled(p))
 		return prev_cpu;
 
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
@@ -133,6 +144,13 @@ void BPF_STRUCT_OPS(ktstr_enqueue, struct task_struct *p, u64 enq_flags)
 	if (stalled(p)) {
 		__sync_fetch_and_add(&nr_stalled, 1);
 		scx_bpf_dsq_insert(p, KTSTR_STALL_DSQ, slice_ns, enq_flags);
+		return;
+	}
+
+	if (piled(p)) {
+		__sync_fetch_and_add(&nr_piled, 1);
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | KTSTR_PILE_CPU,
+				   slice_ns, enq_flags);
 		return;
 	}
 
@@ -180,8 +198,12 @@ void BPF_STRUCT_OPS(ktstr_dispatch, s32 cpu, struct task_struct *prev)
 void BPF_STRUCT_OPS(ktstr_tick, struct task_struct *p)
 {
 	check_watchdog_exit();
-	/* A worker already running when stall was switched on: off it goes. */
-	if (stalled(p))
+	/*
+	 * A worker already running when stall or pile was switched on (or,
+	 * piled, running elsewhere): off it goes, back through ops.enqueue.
+	 */
+	if (stalled(p) ||
+	    (piled(p) && bpf_get_smp_processor_id() != KTSTR_PILE_CPU))
 		p->scx.slice = 0;
 }
 
@@ -215,6 +237,7 @@ void BPF_STRUCT_OPS(ktstr_dump, struct scx_dump_ctx *dctx)
 	scx_bpf_dump("ktstr scheduler state:\n");
 	scx_bpf_dump("stall=%u crash=%u degrade_rt=%u watchdog_exit=%u\n",
 		     stall, crash, degrade_rt, watchdog_exit);
+	scx_bpf_dump("pile=%u nr_piled=%llu\n", pile, nr_piled);
 	scx_bpf_dump("rodata: slow=%d fail_init=%d slice_us=%llu\n",
 		     slow, fail_init, slice_ns / KTSTR_NSEC_PER_USEC);
 	scx_bpf_dump("degrade_cnt=%llu\n", degrade_cnt);
