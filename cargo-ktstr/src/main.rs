@@ -1,5 +1,6 @@
 //! `cargo ktstr`: runs ktstr tests and manages guest kernels.
 
+mod doctor_cmd;
 mod kernel_cmd;
 mod replay_cmd;
 mod runs;
@@ -24,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Check this host (QEMU, KVM or TCG and why, clang, nextest, kernel, disk) and say what to fix.
+    Doctor(doctor_cmd::DoctorArgs),
     /// Download, list and inspect guest kernels.
     Kernel(kernel_cmd::KernelArgs),
     /// List what failed in the last `cargo ktstr test` run, or run it again (--exec).
@@ -37,6 +40,7 @@ enum Cmd {
 fn main() {
     let Cargo::Ktstr(cli) = Cargo::parse();
     let res = match cli.cmd {
+        Cmd::Doctor(args) => doctor_cmd::run(args),
         Cmd::Kernel(args) => kernel_cmd::run(args),
         Cmd::Replay(args) => replay_cmd::run(args),
         Cmd::Setup(args) => setup_cmd::run(args),

@@ -71,34 +71,63 @@ pub fn tcg_for(vcpus: u32) -> Accel {
 
 /// Picks the accelerator for a VM with `vcpus` vCPUs booting `kernel`.
 pub fn choose(vcpus: u32, kernel: &Path) -> anyhow::Result<Accel> {
-    match std::env::var("KTSTR_ACCEL").ok().as_deref() {
-        None | Some("") | Some("auto") => {}
-        Some("kvm") => return Ok(Accel::Kvm),
-        Some("tcg") => return Ok(tcg_for(vcpus)),
-        Some("tcg-single") => return Ok(Accel::Tcg { multi_thread: false }),
-        Some("tcg-multi") => return Ok(Accel::Tcg { multi_thread: true }),
-        Some(other) => anyhow::bail!("KTSTR_ACCEL={other}: expected kvm, tcg, tcg-single, tcg-multi or auto"),
-    }
-    Ok(if kvm_works(kernel) { Accel::Kvm } else { tcg_for(vcpus) })
+    decide(vcpus, kernel).map(|(accel, _)| accel)
 }
 
-/// KVM counts only with a vendor module loaded (a `/dev/kvm` from another
-/// provider can hang on a stock kernel) and after a probe boot succeeded.
-/// The probe's answer is cached per host boot.
-fn kvm_works(kernel: &Path) -> bool {
+/// [`choose`], with the reason in words (for `cargo ktstr doctor`).
+pub fn decide(vcpus: u32, kernel: &Path) -> anyhow::Result<(Accel, String)> {
+    let forced = |a: Accel| Ok((a, "KTSTR_ACCEL chooses it".to_string()));
+    match std::env::var("KTSTR_ACCEL").ok().as_deref() {
+        None | Some("") | Some("auto") => {}
+        Some("kvm") => return forced(Accel::Kvm),
+        Some("tcg") => return forced(tcg_for(vcpus)),
+        Some("tcg-single") => return forced(Accel::Tcg { multi_thread: false }),
+        Some("tcg-multi") => return forced(Accel::Tcg { multi_thread: true }),
+        Some(other) => anyhow::bail!("KTSTR_ACCEL={other}: expected kvm, tcg, tcg-single, tcg-multi or auto"),
+    }
+    Ok(match kvm_unusable(kernel) {
+        None => (Accel::Kvm, "KVM's vendor module is loaded and a probe boot under KVM succeeded".into()),
+        Some(why) => (tcg_for(vcpus), why),
+    })
+}
+
+/// Why KVM cannot be used, or `None` when it can. KVM counts only with a
+/// vendor module loaded (a `/dev/kvm` from another provider can hang on a
+/// stock kernel) and after a probe boot succeeded. The probe's answer is
+/// cached per host boot.
+fn kvm_unusable(kernel: &Path) -> Option<String> {
     let vendor = ["kvm_intel", "kvm_amd"].iter().any(|m| Path::new("/sys/module").join(m).exists());
-    if !vendor || std::fs::metadata("/dev/kvm").is_err() {
-        return false;
+    if std::fs::metadata("/dev/kvm").is_err() {
+        return Some("there is no /dev/kvm".into());
+    }
+    if !vendor {
+        let others: Vec<String> = std::fs::read_dir("/sys/module")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with("kvm_"))
+            .collect();
+        let from =
+            if others.is_empty() { String::new() } else { format!(" (/dev/kvm comes from {})", others.join(", ")) };
+        return Some(format!(
+            "no KVM vendor module (kvm_intel or kvm_amd) is loaded{from}: such a /dev/kvm hangs booting a stock kernel"
+        ));
     }
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let marker = crate::cache::cache_subdir("accel").join(format!("kvm-{}", boot_id.trim()));
-    if let Ok(v) = std::fs::read_to_string(&marker) {
-        return v.trim() == "ok";
-    }
-    let ok = probe_boot(kernel);
-    let _ = std::fs::create_dir_all(marker.parent().unwrap());
-    let _ = std::fs::write(&marker, if ok { "ok" } else { "fail" });
-    ok
+    let ok = match std::fs::read_to_string(&marker) {
+        Ok(v) => v.trim() == "ok",
+        Err(_) => {
+            let ok = probe_boot(kernel);
+            let _ = std::fs::create_dir_all(marker.parent().unwrap());
+            let _ = std::fs::write(&marker, if ok { "ok" } else { "fail" });
+            ok
+        }
+    };
+    (!ok).then(|| {
+        "a probe boot under KVM did not reach the kernel banner within 20 s (cached for this host boot)".into()
+    })
 }
 
 /// Boots the kernel under KVM with no root: a working KVM prints the

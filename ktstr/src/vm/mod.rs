@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-pub use accel::{choose as choose_accel, host_cpus, Accel};
+pub use accel::{choose as choose_accel, decide as decide_accel, host_cpus, Accel};
 pub use follow::{follow_console, ConsoleFollower};
 pub use memory::GuestMemory;
 pub use qemu::QEMU;
