@@ -52,6 +52,9 @@ pub struct MonitorReport {
     pub notes: Vec<String>,
     /// How long the guest's symbol lookup took.
     pub symbols_ms: Option<u64>,
+    /// Host time spent taking the samples, in all (µs).
+    #[serde(default)]
+    pub sampling_us: u64,
 }
 
 /// The [`VmObserver`] that samples.
@@ -162,7 +165,9 @@ impl VmObserver for Monitor {
             self.start(mem);
         }
         let Some(s) = &self.sampler else { return };
+        let t0 = std::time::Instant::now();
         self.report.samples.push(s.sample(mem, (at - start).as_millis() as u64));
+        self.report.sampling_us += t0.elapsed().as_micros() as u64;
         // On the interval's grid, skipping ticks the loop missed.
         while self.next <= at {
             self.next += INTERVAL;
