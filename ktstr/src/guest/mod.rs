@@ -78,6 +78,7 @@ fn run() -> i32 {
         syms.counters_off = monitor::enable_counters();
         reporter.send(&GuestMessage::KernelSymbols(syms));
     }
+    let bpf_before = (plan.monitor && sched.is_some()).then(monitor::bpf_snapshot);
     reporter.send(&GuestMessage::Stage(Stage::PayloadStarted));
     let payload_start = std::time::Instant::now();
     let watch = sched.as_ref().map(|s| s.watch(reporter, payload_start));
@@ -106,8 +107,8 @@ fn run() -> i32 {
         Err(p) => AssertResult::fail(format!("test panicked: {}", panic_text(&p))),
     };
     payload_done.store(true, std::sync::atomic::Ordering::Relaxed);
-    if plan.monitor && sched.is_some() {
-        reporter.send(&GuestMessage::BpfStats(monitor::bpf_stats()));
+    if let Some(before) = &bpf_before {
+        reporter.send(&GuestMessage::BpfStats(monitor::bpf_stats(before)));
     }
     // A scheduler that died under the workload fails the test, whatever
     // the function said.

@@ -9,9 +9,16 @@
 //!   [`INTERVAL`], at addresses from the guest's kallsyms
 //!   ([`wire::KernelSymbols`], sent before the workload) and offsets from
 //!   the kernel's BTF ([`layout`]);
-//! - BPF program run counts and times: read once in the guest after the
-//!   workload ([`wire::BpfStats`]); the kernel keeps them behind per-CPU
-//!   pointers of each program, which the host does not chase.
+//! - BPF program run counts and times: read in the guest before and after
+//!   the workload and sent once ([`wire::BpfStats`], counts over the
+//!   workload); the kernel keeps them behind per-CPU pointers of each
+//!   program, which the host does not chase.
+//!
+//! Not sampled: per-sched_domain load-balance rates. They live in each
+//! CPU's RCU-managed chain of `struct sched_domain`s (arrays per idle
+//! type, reached through `rq->sd`), and say little here: with a sched_ext
+//! scheduler owning every task, the fair class's balancer has nothing to
+//! move.
 //!
 //! It plugs into the VM's wait loop as a [`VmObserver`]; the run's host
 //! flow builds it and takes a [`MonitorReport`] back.
