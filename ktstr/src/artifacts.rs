@@ -265,7 +265,7 @@ mod tests {
         let d: serde_json::Value = serde_json::from_slice(&std::fs::read(a.stats_path()).unwrap()).unwrap();
         let back: crate::monitor::MonitorReport = serde_json::from_value(d["monitor"].clone()).unwrap();
         assert_eq!(back, m);
-        assert_eq!(d["monitor"]["samples"][1]["cpus"][2]["nr_running"], 2);
+        assert_eq!(d["monitor"]["samples"][2]["cpus"][0]["nr_running"], 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

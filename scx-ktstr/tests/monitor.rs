@@ -264,9 +264,10 @@ fn spread_tasks_pass_max_local_dsq_depth() {
 }
 
 /// `--stall` parks the workers where nothing dispatches them. The
-/// monitor names the stalled CPU within 3 samples (~300 ms); ktstr's
-/// work-conservation watchdog ends the scheduler after 2 s, the kernel's
-/// own sched_ext watchdog would after 30 s (its default timeout).
+/// monitor names the stalled CPU once 3 samples in a row show it (~300 ms
+/// after the workers are parked); ktstr's work-conservation watchdog ends
+/// the scheduler after 2 s, the kernel's own sched_ext watchdog would
+/// after 30 s (its default timeout).
 #[test]
 fn the_stall_knob_trips_stall_detection_before_any_watchdog() {
     let f = run_with("payload_monitor_stall", &["--stall"]).expect_err("a stall fails the run");
@@ -282,11 +283,13 @@ fn the_stall_knob_trips_stall_detection_before_any_watchdog() {
     let detected_ms = from.iter().min().unwrap() + 2 * o.monitor.as_ref().unwrap().interval_ms;
     let died_ms = o.sched_exit_at_ms.expect("ktstr's watchdog ended the scheduler");
     eprintln!("stall detected by +{detected_ms}ms; scheduler ended at +{died_ms}ms; kernel watchdog: 30000ms");
-    assert!(detected_ms < 1000, "detected at +{detected_ms}ms: {}", f.report);
-    assert!(detected_ms < died_ms, "the monitor saw it before the watchdog acted");
+    // How soon after the workers were parked depends on how long forking
+    // them took (seconds on a loaded host): what matters is the order.
+    assert!(detected_ms < died_ms, "the monitor saw it before the watchdog acted: {}", f.report);
+    assert!(detected_ms < 30_000, "and before the kernel's watchdog would");
     // The other failures are the watchdog's and the scheduler's death,
     // reported independently.
-    assert!(f.reasons.iter().any(|r| r.starts_with("work-conservation watchdog:")), "{:?}", f.reasons);
+    assert!(f.reasons.iter().any(|r| r.starts_with("work-conservation watchdog:")), "{}", f.report);
     let stuck = format!(" stuck={}\n", from.len());
     assert!(f.report.contains("\n--- monitor ---\n") && f.report.contains(&stuck), "{}", f.report);
 }

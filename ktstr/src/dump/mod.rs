@@ -48,8 +48,8 @@ pub struct MapEntry {
 }
 
 /// A BPF program's counters from the kernel (`bpf_prog_info`). Run counts
-/// and times need `kernel.bpf_stats_enabled`, which the guest turns on
-/// when it starts a scheduler.
+/// and times need `kernel.bpf_stats_enabled`, which the guest turns on at
+/// boot (`guest::mounts`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProgStats {
     pub id: u32,

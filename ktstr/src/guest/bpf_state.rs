@@ -26,18 +26,9 @@ pub struct Held {
     problems: Vec<String>,
 }
 
-/// Turns on run-time statistics for every BPF program (`run_cnt`,
-/// `run_time_ns`); the kernel counts nothing without it.
-pub fn enable_stats() -> Result<(), String> {
-    std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1")
-        .map_err(|e| format!("cannot enable BPF run statistics (kernel.bpf_stats_enabled): {e}"))
-}
-
-/// Opens the maps and programs the scheduler process `pid` has open;
-/// `stats_off` is why run statistics are missing, if they are.
-pub fn hold(pid: u32, stats_off: Option<String>) -> Held {
+/// Opens the maps and programs the scheduler process `pid` has open.
+pub fn hold(pid: u32) -> Held {
     let (prog_ids, map_ids, mut problems) = owned_ids(pid);
-    problems.extend(stats_off);
     let mut progs = Vec::new();
     for id in prog_ids {
         // SAFETY: a plain syscall wrapper; a non-negative return is a new

@@ -61,8 +61,6 @@ fn run() -> i32 {
     // starts, off the path to the workload.
     let symbols = plan.monitor.then(|| std::thread::spawn(monitor::lookup_symbols));
     let mut sched = None;
-    // Without run statistics the post-mortem says so; the run goes on.
-    let stats_off = plan.scheduler.as_ref().and_then(|_| bpf_state::enable_stats().err());
     if let Some(launch) = &plan.scheduler {
         match scheduler::start(launch, &reporter, Duration::from_secs(plan.attach_timeout_s)) {
             Ok(s) => sched = Some(s),
@@ -71,7 +69,7 @@ fn run() -> i32 {
     }
 
     // Held before anything can fail, so a post-mortem outlives the scheduler.
-    let held = sched.as_ref().map(|s| std::sync::Arc::new(bpf_state::hold(s.pid(), stats_off)));
+    let held = sched.as_ref().map(|s| std::sync::Arc::new(bpf_state::hold(s.pid())));
     // Auto-repro's probes go on before the workload, so the path to the
     // crash is recorded from its start.
     let probes = plan.probes.as_ref().filter(|_| sched.is_some()).map(probe::start);
@@ -83,6 +81,7 @@ fn run() -> i32 {
         syms.counters_off = monitor::enable_counters();
         reporter.send(&GuestMessage::KernelSymbols(syms));
     }
+    let bpf_before = (plan.monitor && sched.is_some()).then(monitor::bpf_snapshot);
     reporter.send(&GuestMessage::Stage(Stage::PayloadStarted));
     let payload_start = std::time::Instant::now();
     let watch = sched.as_ref().map(|s| s.watch(reporter, payload_start));
@@ -119,8 +118,8 @@ fn run() -> i32 {
         Err(p) => AssertResult::fail(format!("test panicked: {}", panic_text(&p))),
     };
     payload_done.store(true, std::sync::atomic::Ordering::Relaxed);
-    if plan.monitor && sched.is_some() {
-        reporter.send(&GuestMessage::BpfStats(monitor::bpf_stats()));
+    if let Some(before) = &bpf_before {
+        reporter.send(&GuestMessage::BpfStats(monitor::bpf_stats(before)));
     }
     // A scheduler that died under the workload fails the test, whatever
     // the function said.

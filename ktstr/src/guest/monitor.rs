@@ -1,8 +1,8 @@
 //! The guest's small part in the host-side monitor, only when the plan
 //! asks for it: find the kernel symbols the host samples through, switch
 //! on the kernel's optional counters before the workload, and read the
-//! scheduler's BPF program figures after it (the one thing the host
-//! cannot read from guest RAM simply).
+//! scheduler's BPF program figures before and after it (the one thing
+//! the host cannot read from guest RAM simply).
 
 use std::mem::MaybeUninit;
 use std::time::Instant;
@@ -22,12 +22,13 @@ mod skel {
 const KSYM_MAX: usize = 16;
 const KSYM_NAME_LEN: usize = 64;
 
-/// Counters the kernel keeps only when asked: BPF run counts and times
-/// (`bpf_stats_enabled`), and the schedstat counters behind `ttwu` and
-/// `goidle` (`sched_schedstats`; context switches and run delay are kept
-/// regardless). Each costs a little per event, so only monitored runs
-/// pay it.
-const SYSCTLS: &[&str] = &["/proc/sys/kernel/bpf_stats_enabled", "/proc/sys/kernel/sched_schedstats"];
+/// Counters the kernel keeps only when asked: the schedstat counters
+/// behind `ttwu` and `goidle` (context switches and run delay are kept
+/// regardless). They cost a little per event, so only monitored runs pay
+/// it. (BPF run counts and times, `bpf_stats_enabled`, are on in every
+/// guest from boot: see `mounts`.)
+const SYSCTLS: &[&str] = &["/proc/sys/kernel/sched_schedstats"];
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// Looks [`SYMBOLS`] up with the kernel's own kallsyms lookup.
 pub fn lookup_symbols() -> KernelSymbols {
@@ -73,11 +74,9 @@ pub fn enable_counters() -> Vec<String> {
 }
 
 /// The struct_ops programs loaded now (the scheduler's: nothing else in
-/// a ktstr guest registers struct_ops), with their counts since
-/// `bpf_stats_enabled` went on at the workload's start.
-pub fn bpf_stats() -> BpfStats {
-    let stats_on = std::fs::read_to_string(SYSCTLS[0]).is_ok_and(|s| s.trim() == "1");
-    let progs: Vec<BpfProgStats> = ProgInfoIter::default()
+/// a ktstr guest registers struct_ops), with their counts so far.
+pub fn bpf_snapshot() -> Vec<BpfProgStats> {
+    ProgInfoIter::default()
         .filter(|p| p.ty == ProgramType::StructOps)
         .map(|p| BpfProgStats {
             id: p.id,
@@ -86,11 +85,25 @@ pub fn bpf_stats() -> BpfStats {
             run_time_ns: p.run_time_ns,
             verified_insns: p.verified_insns,
         })
-        .collect();
+        .collect()
+}
+
+/// The scheduler's programs after the workload, counted over it: less
+/// what each had done by `before` (its load and attach, when it ran
+/// `init` and `enable` for every task already there).
+pub fn bpf_stats(before: &[BpfProgStats]) -> BpfStats {
+    let stats_on = std::fs::read_to_string(BPF_STATS).is_ok_and(|s| s.trim() == "1");
+    let mut progs = bpf_snapshot();
+    for p in &mut progs {
+        if let Some(b) = before.iter().find(|b| b.id == p.id) {
+            p.run_cnt = p.run_cnt.saturating_sub(b.run_cnt);
+            p.run_time_ns = p.run_time_ns.saturating_sub(b.run_time_ns);
+        }
+    }
     let error = if progs.is_empty() {
         Some("no struct_ops programs loaded after the workload (scheduler gone?)".into())
     } else if !stats_on {
-        Some(format!("{} is not 1: no run counts", SYSCTLS[0]))
+        Some(format!("{BPF_STATS} is not 1: no run counts"))
     } else {
         None
     };

@@ -9,9 +9,16 @@
 //!   [`INTERVAL`], at addresses from the guest's kallsyms
 //!   ([`wire::KernelSymbols`], sent before the workload) and offsets from
 //!   the kernel's BTF ([`layout`]);
-//! - BPF program run counts and times: read once in the guest after the
-//!   workload ([`wire::BpfStats`]); the kernel keeps them behind per-CPU
-//!   pointers of each program, which the host does not chase.
+//! - BPF program run counts and times: read in the guest before and after
+//!   the workload and sent once ([`wire::BpfStats`], counts over the
+//!   workload); the kernel keeps them behind per-CPU pointers of each
+//!   program, which the host does not chase.
+//!
+//! Not sampled: per-sched_domain load-balance rates. They live in each
+//! CPU's RCU-managed chain of `struct sched_domain`s (arrays per idle
+//! type, reached through `rq->sd`), and say little here: with a sched_ext
+//! scheduler owning every task, the fair class's balancer has nothing to
+//! move.
 //!
 //! It plugs into the VM's wait loop as a [`VmObserver`]; the run's host
 //! flow builds it and takes a [`MonitorReport`] back.
@@ -52,6 +59,9 @@ pub struct MonitorReport {
     pub notes: Vec<String>,
     /// How long the guest's symbol lookup took.
     pub symbols_ms: Option<u64>,
+    /// Host time spent taking the samples, in all (µs).
+    #[serde(default)]
+    pub sampling_us: u64,
 }
 
 /// The [`VmObserver`] that samples.
@@ -162,7 +172,9 @@ impl VmObserver for Monitor {
             self.start(mem);
         }
         let Some(s) = &self.sampler else { return };
+        let t0 = std::time::Instant::now();
         self.report.samples.push(s.sample(mem, (at - start).as_millis() as u64));
+        self.report.sampling_us += t0.elapsed().as_micros() as u64;
         // On the interval's grid, skipping ticks the loop missed.
         while self.next <= at {
             self.next += INTERVAL;

@@ -39,9 +39,10 @@ impl KernelSymbols {
     }
 }
 
-/// One BPF program's figures, read in the guest from `bpf_prog_info`
-/// after the workload: run counts and times exist only there (the kernel
-/// keeps them per CPU behind the program, out of the host's simple reach).
+/// One BPF program's figures over the workload, read in the guest from
+/// `bpf_prog_info` before and after it: run counts and times exist only
+/// there (the kernel keeps them per CPU behind the program, out of the
+/// host's simple reach).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BpfProgStats {
     pub id: u32,
@@ -57,6 +58,6 @@ pub struct BpfProgStats {
 pub struct BpfStats {
     pub progs: Vec<BpfProgStats>,
     /// Why they could not be read, or why run figures are missing
-    /// (`kernel.bpf_stats_enabled` could not be set).
+    /// (`kernel.bpf_stats_enabled` is off).
     pub error: Option<String>,
 }

@@ -282,8 +282,7 @@ mod tests {
         o.sched_ext_dump = vec!["sched_ext_dump: (a line)".into()];
         let m = monitor::tests::fixture("fair_two_cgroups");
         // The real samples' imbalance is above 1.0 for at most 2 samples in
-        // a row (+309 and +402 ms, again +2608 and +2710 ms): the first run
-        // of the longest is named.
+        // a row (+3101 and +3209 ms; 2 both times).
         let checks = Checks { max_imbalance_ratio: Some(1.0), sustained_samples: Some(2), ..Checks::DEFAULT };
         o.attach_monitor(m.clone(), &Checks { sustained_samples: Some(3), ..checks });
         assert!(o.monitor_verdict.failures.is_empty(), "3 in a row never happened");
@@ -292,7 +291,7 @@ mod tests {
         let at = |h: &str| text.find(h).unwrap_or_else(|| panic!("no {h} in {text}"));
         assert!(at("\n--- scheduler log ---\n") < at("\n--- monitor ---\nsamples=33 "), "{text}");
         assert!(at("\n--- monitor ---\n") < at("\n--- sched_ext dump ---\n"), "{text}");
-        let detail = "  monitor: imbalance (max/min nr_running over CPUs) 2 for 2 samples from +309ms \
+        let detail = "  monitor: imbalance (max/min nr_running over CPUs) 2 for 2 samples from +3101ms \
                       (max_imbalance_ratio 1.00, sustained_samples 2)";
         assert!(text.lines().any(|l| l == detail), "{text}");
         assert!(text.contains(&format!("\nverdict: {}\n", detail.trim())), "{text}");

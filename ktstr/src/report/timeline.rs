@@ -116,9 +116,11 @@ mod tests {
 
     /// A real two-step run (steps_are_phases, scx-ktstr, 2 CPUs) with its
     /// monitor samples, from its stats sidecar. By hand: phase 1 spans
-    /// 0-1619 ms, 17 samples (at 0 to 1609), imbalances summing to 27
-    /// (avg 1.6, max 3); phase 2 spans 1619-3195 ms, 15 samples (1700 to
-    /// 3101; the two after it are teardown); throughput (640+667)/1.619 s.
+    /// 0-1628 ms, 17 samples (at 0 to 1608), imbalances summing to 22
+    /// (avg 1.3, max 3), nr_running per CPU averaging 21/17; phase 2 spans
+    /// 1628-3179 ms, 15 samples (1709 to 3104; the one after is teardown),
+    /// imbalance 2 in two of them; throughput (859+643)/1.628 s and
+    /// (831+7450)/1.551 s.
     #[test]
     fn phases_carry_their_samples_figures() {
         let path = format!("{}/tests/fixtures/monitor/steps_are_phases.ktstr.json", env!("CARGO_MANIFEST_DIR"));
@@ -128,21 +130,21 @@ mod tests {
         let h = TimelineHeader { topology: Topology::new(1, 1, 2, 1), scheduler: Some("scx-ktstr"), scenario: "t" };
         let text = render(&h, &stats, Some(&m));
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[1], "Phase 1: StepStart[0] ops=0 (1619ms, 17 samples):");
+        assert_eq!(lines[1], "Phase 1: StepStart[0] ops=0 (1628ms, 17 samples):");
         assert_eq!(
             lines[2],
-            "imbalance: avg=1.6 max=3.0 | dsq: avg=0 max=1 | nr_run: avg=1.3 | fallback: 0/s | keep_last: 0/s | \
-             throughput: 807 iter/s (stimulus-derived)"
+            "imbalance: avg=1.3 max=3.0 | dsq: avg=0 max=0 | nr_run: avg=1.2 | fallback: 0/s | keep_last: 0/s | \
+             throughput: 923 iter/s (stimulus-derived)"
         );
         assert_eq!(lines[3], "per-cgroup:");
-        assert_eq!(lines[6], "Phase 2: StepStart[1] ops=2 (1576ms, 15 samples):");
-        assert!(lines[7].starts_with("imbalance: avg=1.1 max=2.0 | dsq: avg=0 max=1 | nr_run: avg=1.0 | "), "{text}");
-        assert!(lines[7].ends_with(" | throughput: 3276 iter/s (stimulus-derived)"), "{text}");
+        assert_eq!(lines[6], "Phase 2: StepStart[1] ops=2 (1551ms, 15 samples):");
+        assert!(lines[7].starts_with("imbalance: avg=1.1 max=2.0 | dsq: avg=0 max=1 | nr_run: avg=1.1 | "), "{text}");
+        assert!(lines[7].ends_with(" | throughput: 5339 iter/s (stimulus-derived)"), "{text}");
         // Without samples (no monitor, or one that could not read), the
         // phase lines are as they were, with no zeros standing in.
         let unavailable = MonitorReport { unavailable: Some("x".into()), ..m };
         let bare = render(&h, &stats, Some(&unavailable));
         assert_eq!(bare, render(&h, &stats, None));
-        assert!(bare.contains("\nPhase 1: StepStart[0] ops=0 (1619ms):\nper-cgroup:\n"), "{bare}");
+        assert!(bare.contains("\nPhase 1: StepStart[0] ops=0 (1628ms):\nper-cgroup:\n"), "{bare}");
     }
 }

@@ -241,6 +241,10 @@ fn boot_once(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyhow::Result<(Vm
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    // What the guest wrote last, right before powering off.
+    for msg in tail.poll(&channel).into_iter().chain(tail.decoder.finish()) {
+        observer.on_message(&msg, started.elapsed());
+    }
     Ok((exit, started.elapsed(), regs))
 }
 

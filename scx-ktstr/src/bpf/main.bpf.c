@@ -46,10 +46,10 @@ const volatile bool fail_init;
 
 /* Host-controlled fault knobs (.bss, 0 = behave). */
 u32 stall;
-u32 pile;
 u32 crash;
 u32 degrade_rt;
 u32 watchdog_exit;
+u32 pile;
 
 /* Event counters (.bss), shown by ops.dump. */
 u64 nr_enqueued;	/* tasks queued on the shared DSQ */
