@@ -28,10 +28,9 @@ fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) -> Result<()
     Ok(())
 }
 
-#[ktstr_test(scheduler = SCX_KTSTR)]
-#[ignore = "guest half of writing_crash_ends_the_scheduler"]
-fn payload_write_crash(_ctx: &Ctx) -> Result<AssertResult> {
-    // Busy CPUs keep ops.dispatch running, where the crash knob is read.
+/// Runs `f` while four threads keep yielding, so every CPU keeps calling
+/// ops.dispatch (where the knobs are read).
+fn with_busy_cpus<T>(f: impl FnOnce() -> T) -> T {
     let stop = Arc::new(AtomicBool::new(false));
     let spinners: Vec<_> = (0..4)
         .map(|_| {
@@ -43,16 +42,27 @@ fn payload_write_crash(_ctx: &Ctx) -> Result<AssertResult> {
             })
         })
         .collect();
-    let written = apply(&bss("crash", 1));
-    let ended = written.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|_| {
-        wait_until("sched_ext was still enabled", Duration::from_secs(5), || {
-            std::fs::read_to_string("/sys/kernel/sched_ext/state").is_ok_and(|s| s.trim() != "enabled")
-        })
-    });
+    let out = f();
     stop.store(true, Ordering::Relaxed);
     for s in spinners {
         let _ = s.join();
     }
+    out
+}
+
+#[ktstr_test(scheduler = SCX_KTSTR)]
+#[ignore = "guest half of writing_crash_ends_the_scheduler"]
+fn payload_write_crash(_ctx: &Ctx) -> Result<AssertResult> {
+    // Busy CPUs keep ops.dispatch running, where the crash knob is read.
+    let (written, ended) = with_busy_cpus(|| {
+        let written = apply(&bss("crash", 1));
+        let ended = written.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|_| {
+            wait_until("sched_ext was still enabled", Duration::from_secs(5), || {
+                std::fs::read_to_string("/sys/kernel/sched_ext/state").is_ok_and(|s| s.trim() != "enabled")
+            })
+        });
+        (written, ended)
+    });
     println!("{}", written?);
     ended?;
     // The function passes: the harness must report the scheduler's death.
@@ -149,18 +159,7 @@ fn writing_stall_lands_on_stall(_ctx: &Ctx) -> Result<AssertResult> {
 /// (counted in `degrade_cnt`), none after.
 #[ktstr_test(scheduler = SCX_KTSTR)]
 fn degrade_rt_slows_dispatch_until_set_back(_ctx: &Ctx) -> Result<AssertResult> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let spinners: Vec<_> = (0..4)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::yield_now();
-                }
-            })
-        })
-        .collect();
-    let checked = (|| -> Result<u64> {
+    let checked = with_busy_cpus(|| -> Result<u64> {
         ensure!(read(".bss", "degrade_cnt")? == 0, "degrade_cnt counts before degrade_rt was set");
         apply(&bss("degrade_rt", 500))?;
         wait_until("no dispatch burned degrade_rt", Duration::from_secs(5), || {
@@ -173,11 +172,7 @@ fn degrade_rt_slows_dispatch_until_set_back(_ctx: &Ctx) -> Result<AssertResult> 
         std::thread::sleep(Duration::from_millis(500));
         ensure!(read(".bss", "degrade_cnt")? == after, "dispatches still burned after degrade_rt was set back to 0");
         Ok(after)
-    })();
-    stop.store(true, Ordering::Relaxed);
-    for s in spinners {
-        let _ = s.join();
-    }
+    });
     println!("degrade_rt = 500 burned {} dispatches", checked?);
     Ok(AssertResult::pass())
 }
