@@ -6,6 +6,7 @@ mod replay_cmd;
 mod runs;
 mod setup_cmd;
 mod setup_plan;
+mod shell_cmd;
 mod test_cmd;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,34 @@ enum Cmd {
     Replay(replay_cmd::ReplayArgs),
     /// Install the Debian packages ktstr needs on this host (QEMU 10, clang-19, ...).
     Setup(setup_cmd::SetupArgs),
+    /// Boot a test's VM (topology, memory, scheduler) and get a shell in it
+    ///
+    /// Builds the workspace's test binaries, finds the #[ktstr_test] named
+    /// by --test, and boots a VM exactly as that test would: its CPU
+    /// topology and memory, the guest kernel, /proc, /sys, cgroup2 and
+    /// tracefs mounted, and its scheduler started and attached. Instead of
+    /// running the test function (and its workload and map writes), the
+    /// guest gives you a busybox shell on this terminal, so you can poke
+    /// at the scheduler: `cat /sys/kernel/sched_ext/state`,
+    /// `cat /sys/kernel/sched_ext/root/ops`, `nproc`, the scheduler's
+    /// process ($KTSTR_SCHEDULER_PID), tracefs under /sys/kernel/tracing.
+    /// If the scheduler fails to start you still get the shell, under the
+    /// kernel's default scheduler, with its error printed.
+    ///
+    /// `exit` or Ctrl-D ends the shell: the scheduler is stopped, the VM
+    /// powers off and this command returns 0. Ctrl-C goes to the command
+    /// running in the guest, not to this command.
+    ///
+    /// The guest kernel's console (dmesg) is not shown unless --dmesg is
+    /// given; errors the guest reports are. Needs busybox on the host
+    /// (Debian's busybox-static, which `cargo ktstr setup` installs) and
+    /// cargo-nextest (to find the test).
+    ///
+    /// Examples:
+    ///   cargo ktstr shell --test boots_and_schedules
+    ///   cargo ktstr shell --test boots_and_schedules --dmesg --kernel 7.3
+    #[command(verbatim_doc_comment)]
+    Shell(shell_cmd::ShellArgs),
     /// Run ktstr tests with cargo nextest (fetching a kernel if none is cached).
     Test(test_cmd::TestArgs),
 }
@@ -44,6 +73,7 @@ fn main() {
         Cmd::Kernel(args) => kernel_cmd::run(args),
         Cmd::Replay(args) => replay_cmd::run(args),
         Cmd::Setup(args) => setup_cmd::run(args),
+        Cmd::Shell(args) => shell_cmd::run(args),
         Cmd::Test(args) => test_cmd::run(args),
     };
     // The chain of causes in words; a stack backtrace (RUST_BACKTRACE)

@@ -15,6 +15,13 @@ const QEMU_PKG: &str = "qemu-system-x86";
 /// The BPF scheduler build (clang-19, libelf, zlib, pkg-config; libbpf's
 /// vendored build runs make) and the kernel extraction (dpkg-deb, in dpkg).
 const BUILD_PKGS: &[&str] = &["clang-19", "libelf-dev", "zlib1g-dev", "pkg-config", "make", "debian-archive-keyring"];
+/// `cargo ktstr shell`'s guest shell: a static busybox, copied into the
+/// initramfs as it is.
+const SHELL_PKGS: &[&str] = &[BUSYBOX_PKG];
+const BUSYBOX_PKG: &str = "busybox-static";
+/// Debian's dynamic busybox serves as well (its libraries go into the
+/// image with it), and conflicts with busybox-static: never replace it.
+const BUSYBOX_ALT: &str = "busybox";
 /// What `./run test` needs beyond a demo: the shell scripts' lint.
 const TEST_PKGS: &[&str] = &["shellcheck"];
 /// The backports sources file set-up writes when it needs one.
@@ -51,7 +58,8 @@ impl SetupPlan {
 /// Decides what set-up must do on `host`. `test_tools` adds what the
 /// whole test suite needs beyond the demo.
 pub fn plan(host: &HostDebian, test_tools: bool) -> Result<SetupPlan> {
-    let wanted: Vec<&str> = BUILD_PKGS.iter().chain(if test_tools { TEST_PKGS } else { &[] }).copied().collect();
+    let wanted: Vec<&str> =
+        BUILD_PKGS.iter().chain(SHELL_PKGS).chain(if test_tools { TEST_PKGS } else { &[] }).copied().collect();
     let qemu_ok = host.installed_version(QEMU_PKG).and_then(upstream_major).is_some_and(|m| m >= MIN_QEMU_MAJOR);
     let mut present: Vec<String> = Vec::new();
     let mut missing: Vec<String> = Vec::new();
@@ -59,6 +67,8 @@ pub fn plan(host: &HostDebian, test_tools: bool) -> Result<SetupPlan> {
         let ok = if p == QEMU_PKG { qemu_ok } else { host.installed_version(p).is_some() };
         if ok {
             present.push(p.into())
+        } else if p == BUSYBOX_PKG && host.installed_version(BUSYBOX_ALT).is_some() {
+            present.push(BUSYBOX_ALT.into())
         } else {
             missing.push(p.into())
         }

@@ -29,7 +29,7 @@ fn ok(host: &str, extra: &[&str]) -> String {
 
 const FRESH_INSTALLS: &str = "\
 setup: install from bookworm-backports: qemu-system-x86
-setup: install from bookworm: clang-19 libelf-dev
+setup: install from bookworm: clang-19 libelf-dev busybox-static
 setup: already installed: zlib1g-dev pkg-config make debian-archive-keyring
 ";
 
@@ -111,7 +111,7 @@ fn old_qemu_is_upgraded_from_backports() {
 fn ready_machine_installs_nothing() {
     assert_eq!(
         ok("ready", &[]),
-        "setup: nothing to install (qemu-system-x86 clang-19 libelf-dev zlib1g-dev pkg-config make debian-archive-keyring present)\n"
+        "setup: nothing to install (qemu-system-x86 clang-19 libelf-dev zlib1g-dev pkg-config make debian-archive-keyring busybox-static present)\n"
     );
     // The test suite also wants shellcheck.
     let text = ok("ready", &["--test-tools"]);
@@ -122,7 +122,12 @@ fn ready_machine_installs_nothing() {
 #[test]
 fn trixie_takes_qemu_from_its_own_suite() {
     let text = ok("trixie", &[]);
+    // Its dynamic busybox serves the shell: busybox-static would replace it.
     assert!(text.contains("setup: install from trixie: qemu-system-x86 clang-19 libelf-dev\n"), "{text}");
+    assert!(
+        text.contains("setup: already installed: zlib1g-dev pkg-config make debian-archive-keyring busybox\n"),
+        "{text}"
+    );
     assert!(!text.contains("backports"), "{text}");
 }
 

@@ -103,13 +103,14 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
         };
 
         // Runs before main: as PID 1 inside a ktstr guest this binary is
-        // the guest runtime and never reaches the test harness.
+        // the guest runtime, and run by `cargo ktstr shell` it boots a
+        // shell VM; either way it never reaches the test harness.
         #[used]
         #[unsafe(link_section = ".init_array")]
         #[doc(hidden)]
         static #init_ident: extern "C" fn() = {
             extern "C" fn init() {
-                ::ktstr::__private::maybe_run_as_init()
+                ::ktstr::__private::before_main()
             }
             init
         };

@@ -116,6 +116,7 @@ fn boot_trivial(
         time_limit: Duration::from_secs(120),
         boot_deadline: None,
         run_dir: run_dir.clone(),
+        interactive: false,
     };
     let out = vm::run(&spec)?;
     let _ = std::fs::remove_dir_all(&run_dir);

@@ -53,5 +53,12 @@ pub use ktstr_macros::ktstr_test;
 pub mod __private {
     pub use linkme;
 
-    pub use crate::guest::maybe_run_as_init;
+    /// Runs before `main` in every `#[ktstr_test]` binary: as PID 1 in a
+    /// ktstr guest it is the guest runtime; run by `cargo ktstr shell` it
+    /// boots a shell VM; either way it never returns then. Otherwise
+    /// (a test run on the host) it returns at once.
+    pub fn before_main() {
+        crate::guest::maybe_run_as_init();
+        crate::test_support::shell::maybe_run_shell();
+    }
 }

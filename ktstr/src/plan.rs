@@ -33,6 +33,23 @@ pub struct GuestPlan {
     /// switch on the optional counters, report BPF program figures.
     #[serde(default)]
     pub monitor: bool,
+    /// `cargo ktstr shell`: once the scheduler is up, run an interactive
+    /// shell instead of the test function, and power off when it exits.
+    #[serde(default)]
+    pub shell: Option<ShellPlan>,
+}
+
+/// The guest's interactive shell (see [`GuestPlan::shell`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ShellPlan {
+    /// The guest's tty wired to the user's terminal.
+    pub tty: String,
+    /// The terminal's size on the host, given to the guest's tty so that
+    /// line editing wraps where the user's terminal does (0: unknown).
+    pub rows: u16,
+    pub cols: u16,
+    /// The host's `TERM`, for programs that look at it.
+    pub term: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ mod mounts;
 mod probe;
 mod reporter;
 mod scheduler;
+mod shell;
 
 use std::time::Duration;
 
@@ -64,8 +65,19 @@ fn run() -> i32 {
     if let Some(launch) = &plan.scheduler {
         match scheduler::start(launch, &reporter, Duration::from_secs(plan.attach_timeout_s)) {
             Ok(s) => sched = Some(s),
-            Err(e) => return reporter.fail("scheduler", format!("{e:#}")),
+            Err(e) => match &plan.shell {
+                // A shell goes on without it: the failure is worth poking at.
+                Some(shell) => {
+                    reporter.error("scheduler", format!("{e:#}"));
+                    return shell::session(&plan, shell, Err(format!("{e:#}")), reporter);
+                }
+                None => return reporter.fail("scheduler", format!("{e:#}")),
+            },
         }
+    }
+    // `cargo ktstr shell`: the user's commands instead of the test function.
+    if let Some(shell) = &plan.shell {
+        return shell::session(&plan, shell, Ok(sched), reporter);
     }
 
     // Held before anything can fail, so a post-mortem outlives the scheduler.

@@ -2,12 +2,14 @@
 //!
 //! The macro registers a [`KtstrTestEntry`] in [`KTSTR_TESTS`] and emits a
 //! `#[test]` that calls [`run_ktstr_test`] on the host. Inside the guest the
-//! same binary finds the entry by name and runs its function.
+//! same binary finds the entry by name and runs its function. Run by
+//! `cargo ktstr shell`, it boots the test's VM with a shell ([`shell`]).
 
 mod entry;
 mod map_write;
 mod run;
 mod scheduler;
+pub mod shell;
 
 pub use crate::check::{AssertResult, Checks};
 pub use crate::scenario::Ctx;

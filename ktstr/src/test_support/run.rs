@@ -10,7 +10,7 @@ use crate::artifacts::{Artifacts, DumpSource, Variant};
 use crate::kernel::{self, KernelImage, SchedExtSupport};
 use crate::monitor::Monitor;
 use crate::outcome::RunOutcome;
-use crate::plan::{GuestPlan, SchedulerLaunch};
+use crate::plan::{GuestPlan, SchedulerLaunch, ShellPlan};
 use crate::probe::ProbePlan;
 use crate::report::{self, ReportHeader};
 use crate::repro;
@@ -193,7 +193,7 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
     };
     entry.topology.validate().map_err(|e| setup_fail("topology", anyhow::anyhow!(e)))?;
     let kernel = kernel::resolve(opts.kernel.as_deref()).map_err(|e| setup_fail("kernel lookup", e.into()))?;
-    let spec = prepare(entry, opts, &kernel, None).map_err(|(stage, e)| setup_fail(stage, e))?;
+    let spec = prepare(entry, opts, &kernel, Purpose::Test).map_err(|(stage, e)| setup_fail(stage, e))?;
     // The monitor reads struct layouts from the BTF of the image booted.
     let mut monitor = monitored(opts, false).then(|| Monitor::new(&spec.kernel, entry.topology.cpus()));
     let vm_out = match monitor.as_mut() {
@@ -243,7 +243,7 @@ fn run_repro(
     plan: ProbePlan,
 ) -> (String, Option<RunOutcome>) {
     let started = Instant::now();
-    let run = prepare(entry, opts, kernel, Some(plan))
+    let run = prepare(entry, opts, kernel, Purpose::Repro(plan))
         .map_err(|(stage, e)| format!("{stage}: {e:#}"))
         .and_then(|spec| {
             // Verbose mode shows the repro VM as it runs: it takes a while.
@@ -286,13 +286,27 @@ fn header(entry: &KtstrTestEntry) -> ReportHeader<'static> {
     ReportHeader { test: entry.name, scheduler: entry.scheduler.map(|s| s.name), topology: entry.topology }
 }
 
+/// What a VM is booted for.
+pub(super) enum Purpose {
+    /// The test itself.
+    Test,
+    /// Auto-repro's second VM: repro mode, probes attached.
+    Repro(ProbePlan),
+    /// `cargo ktstr shell`: busybox (from this host path) in the image, an
+    /// interactive shell instead of the test function, on QEMU's stdio.
+    Shell { plan: ShellPlan, busybox: PathBuf },
+}
+
+/// How long a shell's VM may run. Every VM has a wall-clock limit; a
+/// shell's only guards against one left behind, forgotten.
+const SHELL_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
 /// Everything up to the QEMU command: checks, initramfs, plan, limits.
-/// `probes` makes it auto-repro's second VM: repro mode, probes attached.
-fn prepare(
+pub(super) fn prepare(
     entry: &KtstrTestEntry,
     opts: &RunOptions,
     kernel: &KernelImage,
-    probes: Option<ProbePlan>,
+    purpose: Purpose,
 ) -> Result<VmSpec, (&'static str, anyhow::Error)> {
     let mut sched_bin = None;
     let mut launch = None;
@@ -325,8 +339,13 @@ fn prepare(
     }
     let exe = std::env::current_exe().map_err(|e| ("initramfs", e.into()))?;
     let config = kernel.config.as_deref().map(|c| (c, kernel.release.as_str()));
-    let base = vm::base_initramfs(&exe, sched_bin.as_ref().map(|(h, g)| (h.as_path(), g.as_str())), config)
-        .map_err(|e| ("initramfs", e))?;
+    let (probes, shell, busybox) = match purpose {
+        Purpose::Test => (None, None, None),
+        Purpose::Repro(p) => (Some(p), None, None),
+        Purpose::Shell { plan, busybox } => (None, Some(plan), Some(busybox)),
+    };
+    let sched = sched_bin.as_ref().map(|(h, g)| (h.as_path(), g.as_str()));
+    let base = vm::base_initramfs(&exe, sched, config, busybox.as_deref()).map_err(|e| ("initramfs", e))?;
 
     let attach_timeout_s = if launch.is_some() { 30 } else { 0 };
     let plan = GuestPlan {
@@ -337,10 +356,12 @@ fn prepare(
         attach_timeout_s,
         repro: probes.is_some(),
         // Within the limit below: the payload starts after boot and attach.
-        hang_dump_after_s: if entry.scheduler.is_some() { 2 * entry.duration_s + 5 } else { 0 },
+        hang_dump_after_s: if entry.scheduler.is_some() && shell.is_none() { 2 * entry.duration_s + 5 } else { 0 },
         map_writes: entry.bpf_map_writes.iter().map(|w| w.to_plan()).collect(),
-        monitor: monitored(opts, probes.is_some()),
+        // A shell has no workload to watch.
+        monitor: shell.is_none() && monitored(opts, probes.is_some()),
         probes,
+        shell: shell.clone(),
     };
     let run_dir = new_run_dir(entry.name).map_err(|e| ("run directory", e))?;
     let initrd = run_dir.join("initrd.cpio");
@@ -359,9 +380,13 @@ fn prepare(
         guest_hz: kernel.read_config().and_then(|c| c.get("CONFIG_HZ")?.parse().ok()),
         cmdline_extra: Vec::new(),
         verbose: report::verbose_requested(),
-        time_limit: boot + Duration::from_secs(attach_timeout_s + 2 * entry.duration_s + 15),
+        time_limit: match shell {
+            Some(_) => SHELL_TIME_LIMIT,
+            None => boot + Duration::from_secs(attach_timeout_s + 2 * entry.duration_s + 15),
+        },
         boot_deadline: Some(opts.boot_deadline.unwrap_or(boot)),
         run_dir,
+        interactive: shell.is_some(),
     })
 }
 

@@ -1,6 +1,7 @@
-//! A VM's kernel console, forwarded live to stderr while it runs (the
-//! auto-repro VM's under `RUST_BACKTRACE=1`): the console file is read as
-//! it grows, whole lines at a time, each with a prefix.
+//! A VM's kernel console, forwarded live while it runs (the auto-repro
+//! VM's to stderr under `RUST_BACKTRACE=1`; the shell's to its terminal
+//! under `--dmesg`): the console file is read as it grows, whole lines at
+//! a time, each with a prefix.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -17,7 +18,12 @@ pub struct ConsoleFollower {
 /// Follows `<run_dir>/console.log`, printing each line to stderr as
 /// `<prefix><line>`.
 pub fn follow_console(run_dir: &Path, prefix: &str) -> ConsoleFollower {
-    follow_into(run_dir.join(super::qemu::CONSOLE_LOG), prefix, Box::new(std::io::stderr()))
+    follow_console_into(run_dir, prefix, Box::new(std::io::stderr()))
+}
+
+/// [`follow_console`], writing to `out`.
+pub fn follow_console_into(run_dir: &Path, prefix: &str, out: Box<dyn Write + Send>) -> ConsoleFollower {
+    follow_into(run_dir.join(super::qemu::CONSOLE_LOG), prefix, out)
 }
 
 fn follow_into(path: PathBuf, prefix: &str, out: Box<dyn Write + Send>) -> ConsoleFollower {

@@ -1,8 +1,9 @@
 //! The guest's initramfs: the test binary as `/init`, its shared-library
 //! closure, the scheduler binary and its closure, and
 //! `/boot/config-<release>` (libbpf reads it for `__kconfig` externs; the
-//! kernel has no /proc/config.gz). Built once per content and cached; the
-//! per-run plan travels in a small second cpio segment appended to a copy.
+//! kernel has no /proc/config.gz); for `cargo ktstr shell`, also busybox
+//! and its applet links. Built once per content and cached; the per-run
+//! plan travels in a small second cpio segment appended to a copy.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -28,7 +29,13 @@ pub struct ImageSpec {
 enum Source {
     File(PathBuf),
     Bytes(Vec<u8>),
+    /// A symbolic link to this target.
+    Symlink(String),
 }
+
+/// File modes in the archive.
+const MODE_EXEC: u32 = 0o100755;
+const MODE_SYMLINK: u32 = 0o120777;
 
 impl ImageSpec {
     /// Adds an ELF executable at `guest_path` along with every shared
@@ -45,22 +52,43 @@ impl ImageSpec {
         self.files.insert(guest_path.to_string(), Source::Bytes(bytes));
     }
 
+    /// A symbolic link at `guest_path` pointing to `target`.
+    pub fn add_symlink(&mut self, guest_path: &str, target: &str) {
+        self.files.insert(guest_path.to_string(), Source::Symlink(target.to_string()));
+    }
+
+    /// Busybox at [`super::busybox::GUEST_PATH`] with a link for each of
+    /// its applets where its own `--list-full` puts them (`/bin/sh`,
+    /// `/usr/bin/awk`, ...), so the guest's shell finds them on `PATH`.
+    pub fn add_busybox(&mut self, host: &Path) -> anyhow::Result<()> {
+        self.add_executable(host, super::busybox::GUEST_PATH)?;
+        for applet in super::busybox::applets(host)? {
+            if !self.files.contains_key(&applet) {
+                self.add_symlink(&applet, super::busybox::GUEST_PATH);
+            }
+        }
+        Ok(())
+    }
+
     /// Returns the cached image for this content, building it if needed.
     pub fn build_cached(&self) -> anyhow::Result<PathBuf> {
         let dir = crate::cache::cache_subdir("initramfs");
         std::fs::create_dir_all(&dir)?;
         let mut contents = Vec::new();
         for (guest, src) in &self.files {
-            let bytes = match src {
-                Source::File(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-                Source::Bytes(b) => b.clone(),
+            let (bytes, mode) = match src {
+                Source::File(p) => (std::fs::read(p).with_context(|| format!("reading {}", p.display()))?, MODE_EXEC),
+                Source::Bytes(b) => (b.clone(), MODE_EXEC),
+                // A link's data is its target (newc).
+                Source::Symlink(t) => (t.as_bytes().to_vec(), MODE_SYMLINK),
             };
-            contents.push((guest.as_str(), bytes));
+            contents.push((guest.as_str(), bytes, mode));
         }
         let mut h = xxhash_rust::xxh3::Xxh3::new();
         h.update(FORMAT.as_bytes());
-        for (guest, bytes) in &contents {
+        for (guest, bytes, mode) in &contents {
             h.update(guest.as_bytes());
+            h.update(&mode.to_le_bytes());
             h.update(&(bytes.len() as u64).to_le_bytes());
             h.update(bytes);
         }
@@ -75,7 +103,7 @@ impl ImageSpec {
         }
         let tmp = dir.join(format!(".{}.tmp", std::process::id()));
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        write_cpio(&mut out, contents.iter().map(|(g, b)| (*g, b.as_slice())))?;
+        write_cpio(&mut out, contents.iter().map(|(g, b, m)| (*g, b.as_slice(), *m)))?;
         out.into_inner()?.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         evict_old(&dir);
@@ -88,15 +116,16 @@ impl ImageSpec {
 pub fn with_extra_files(base: &Path, extra: &[(&str, &[u8])], dest: &Path) -> anyhow::Result<()> {
     std::fs::copy(base, dest).with_context(|| format!("copying {} to {}", base.display(), dest.display()))?;
     let mut f = std::fs::File::options().append(true).open(dest)?;
-    write_cpio(&mut f, extra.iter().copied())?;
+    write_cpio(&mut f, extra.iter().map(|&(g, b)| (g, b, MODE_EXEC)))?;
     Ok(())
 }
 
-/// A newc cpio archive holding `files` plus the parent directories they need.
-fn write_cpio<'a, W: Write>(out: &mut W, files: impl Iterator<Item = (&'a str, &'a [u8])>) -> anyhow::Result<()> {
+/// A newc cpio archive holding `files` (guest path, data, mode) plus the
+/// parent directories they need.
+fn write_cpio<'a, W: Write>(out: &mut W, files: impl Iterator<Item = (&'a str, &'a [u8], u32)>) -> anyhow::Result<()> {
     let files: Vec<_> = files.collect();
     let mut dirs = std::collections::BTreeSet::new();
-    for (guest, _) in &files {
+    for (guest, _, _) in &files {
         let mut p = Path::new(guest.trim_start_matches('/'));
         while let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
             dirs.insert(parent.to_string_lossy().into_owned());
@@ -111,10 +140,10 @@ fn write_cpio<'a, W: Write>(out: &mut W, files: impl Iterator<Item = (&'a str, &
     for d in &dirs {
         cpio::newc::Builder::new(d).ino(next_ino()).mode(0o040755).nlink(2).write(&mut *out, 0).finish()?;
     }
-    for (guest, bytes) in files {
+    for (guest, bytes, mode) in files {
         let name = guest.trim_start_matches('/');
         let mut w =
-            cpio::newc::Builder::new(name).ino(next_ino()).mode(0o100755).nlink(1).write(&mut *out, bytes.len() as u32);
+            cpio::newc::Builder::new(name).ino(next_ino()).mode(mode).nlink(1).write(&mut *out, bytes.len() as u32);
         w.write_all(bytes)?;
         w.finish()?;
     }
@@ -213,17 +242,20 @@ mod tests {
     #[test]
     fn cpio_round_trips_with_parent_dirs() {
         let mut buf = Vec::new();
-        write_cpio(&mut buf, [("/ktstr/plan.json", b"{}".as_slice())].into_iter()).unwrap();
+        let files = [("/ktstr/plan.json", b"{}".as_slice(), MODE_EXEC), ("/bin/sh", b"/bin/busybox", MODE_SYMLINK)];
+        write_cpio(&mut buf, files.into_iter()).unwrap();
         let mut names = Vec::new();
         let mut r = std::io::Cursor::new(buf);
         loop {
-            let entry = cpio::newc::Reader::new(r).unwrap();
+            let mut entry = cpio::newc::Reader::new(r).unwrap();
             if entry.entry().is_trailer() {
                 break;
             }
-            names.push(entry.entry().name().to_string());
+            let mut data = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut data).unwrap();
+            names.push(format!("{} {:o} {data}", entry.entry().name(), entry.entry().mode()));
             r = entry.finish().unwrap();
         }
-        assert_eq!(names, ["ktstr", "ktstr/plan.json"]);
+        assert_eq!(names, ["bin 40755 ", "ktstr 40755 ", "ktstr/plan.json 100755 {}", "bin/sh 120777 /bin/busybox"]);
     }
 }

@@ -7,6 +7,7 @@
 //! every tick of the wait loop, the guest's RAM.
 
 mod accel;
+pub mod busybox;
 mod follow;
 pub mod initramfs;
 mod memory;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 pub use accel::{choose as choose_accel, decide as decide_accel, host_cpus, Accel};
-pub use follow::{follow_console, ConsoleFollower};
+pub use follow::{follow_console, follow_console_into, ConsoleFollower};
 pub use memory::GuestMemory;
 pub use qemu::QEMU;
 
@@ -48,7 +49,14 @@ pub struct VmSpec {
     pub boot_deadline: Option<Duration>,
     /// Where the console and channel logs are written.
     pub run_dir: PathBuf,
+    /// A virtio console (the guest's [`SHELL_TTY`]) wired to QEMU's
+    /// stdin and stdout, which QEMU then inherits from this process: the
+    /// terminal of `cargo ktstr shell`. Otherwise QEMU's stdio is null.
+    pub interactive: bool,
 }
+
+/// The guest's end of [`VmSpec::interactive`]'s console.
+pub const SHELL_TTY: &str = "/dev/hvc0";
 
 impl VmSpec {
     pub fn cmdline(&self) -> String {
@@ -199,7 +207,10 @@ fn boot_once(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyhow::Result<(Vm
         None => Err("guest memory not requested"),
     };
     let mut cmd = qemu::command(spec, ram.as_ref().and_then(|r| r.as_ref().ok()).map(|(f, _)| f));
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&qemu_log)?);
+    if !spec.interactive {
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    }
+    cmd.stderr(std::fs::File::create(&qemu_log)?);
     tracing::debug!(?cmd, "starting QEMU");
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
@@ -316,14 +327,19 @@ fn read_tail(p: &std::path::Path, max: u64, tail: bool) -> Vec<u8> {
     out
 }
 
-/// Builds the cached base image for a test binary and optional scheduler.
+/// Builds the cached base image for a test binary and optional scheduler
+/// (and, for a shell, busybox).
 pub fn base_initramfs(
     test_binary: &std::path::Path,
     scheduler: Option<(&std::path::Path, &str)>,
     kernel_config: Option<(&std::path::Path, &str)>,
+    busybox: Option<&std::path::Path>,
 ) -> anyhow::Result<PathBuf> {
     let mut img = initramfs::ImageSpec::default();
     img.add_executable(test_binary, "/init").context("adding the test binary")?;
+    if let Some(b) = busybox {
+        img.add_busybox(b).context("adding busybox")?;
+    }
     if let Some((host, guest)) = scheduler {
         img.add_executable(host, guest).context("adding the scheduler binary")?;
     }

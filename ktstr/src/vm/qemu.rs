@@ -40,6 +40,15 @@ pub fn command(spec: &VmSpec, ram: Option<&RamFiles>) -> Command {
     cmd.args(["-serial", "chardev:con"]);
     cmd.arg("-chardev").arg(format!("file,id=chan,path={}", chan.display()));
     cmd.args(["-serial", "chardev:chan"]);
+    if spec.interactive {
+        // The shell's terminal: a virtio console (no emulated UART exit
+        // per byte) on QEMU's stdio, which QEMU puts in raw mode, so the
+        // guest's tty does echo and line editing. signal=off: Ctrl-C is a
+        // byte for the guest, not a signal that ends QEMU.
+        cmd.args(["-device", "virtio-serial-pci,id=vser"]);
+        cmd.args(["-chardev", "stdio,id=shell,signal=off"]);
+        cmd.args(["-device", "virtconsole,chardev=shell,bus=vser.0"]);
+    }
     // The monitor, for the vCPUs' registers of a hung guest.
     // A socket path has at most 107 bytes: a longer run directory goes without.
     let qmp = spec.run_dir.join(super::qmp::SOCKET);
@@ -93,6 +102,30 @@ fn ram_args(t: &Topology, memory_mb: u32, ram: Option<&RamFiles>) -> Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_interactive_vm_has_a_console_on_stdio() {
+        let mut spec = VmSpec {
+            kernel: "/k".into(),
+            initrd: "/i".into(),
+            topology: Topology::parse("1n1l2c1t").unwrap(),
+            memory_mb: 512,
+            accel: Accel::Tcg { multi_thread: true },
+            guest_hz: None,
+            cmdline_extra: Vec::new(),
+            verbose: false,
+            time_limit: std::time::Duration::from_secs(1),
+            boot_deadline: None,
+            run_dir: "/r".into(),
+            interactive: false,
+        };
+        let args =
+            |s: &VmSpec| command(s, None).get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>();
+        assert!(!args(&spec).iter().any(|a| a.contains("stdio")));
+        spec.interactive = true;
+        let a = args(&spec).join(" ");
+        assert!(a.contains("-chardev stdio,id=shell,signal=off -device virtconsole,chardev=shell,bus=vser.0"), "{a}");
+    }
 
     #[test]
     fn numa_nodes_own_whole_llcs_and_split_memory() {
