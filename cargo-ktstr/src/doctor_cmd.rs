@@ -21,10 +21,17 @@ struct Finding {
 }
 
 pub fn run(_args: DoctorArgs) -> anyhow::Result<()> {
-    let findings =
-        [qemu(), accelerator(), clang(), nextest(), kernel(), free("run directories", &std::env::temp_dir())]
-            .into_iter()
-            .chain([free("guest RAM files (/dev/shm)", Path::new("/dev/shm"))]);
+    let findings = [
+        qemu(),
+        accelerator(),
+        clang(),
+        nextest(),
+        kernel(),
+        debug_info(),
+        free("run directories", &std::env::temp_dir()),
+    ]
+    .into_iter()
+    .chain([free("guest RAM files (/dev/shm)", Path::new("/dev/shm"))]);
     let mut problems = 0;
     for f in findings {
         match &f.fix {
@@ -121,6 +128,18 @@ fn kernel() -> Finding {
         }
         Err(e) => Finding { what, found: format!("{e:#}"), fix },
     }
+}
+
+/// Optional: without it crash trails still work, minus kernel lines.
+fn debug_info() -> Finding {
+    let what = "kernel debug info";
+    let found = match ktstr::kernel::resolve(None).ok().and_then(|k| k.debug_vmlinux()) {
+        Some(p) => format!("{} (auto-repro trails show kernel functions with file:line)", p.display()),
+        None => "none, which is fine: auto-repro trails show kernel functions without file:line; \
+                 `cargo ktstr kernel fetch --debug-info` adds it (about 350 MB to download)"
+            .into(),
+    };
+    Finding { what, found, fix: None }
 }
 
 fn free(what: &'static str, dir: &Path) -> Finding {

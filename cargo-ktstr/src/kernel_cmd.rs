@@ -25,10 +25,22 @@ enum KernelCmd {
         /// Cache the kernel even if it has no CONFIG_SCHED_CLASS_EXT=y.
         #[arg(long)]
         allow_without_sched_ext: bool,
+        /// Also fetch the kernel's debug vmlinux (from Debian's `-dbg`
+        /// package, about 350 MB to download, about 1 GB kept), so the
+        /// auto-repro trail shows kernel functions with `file:line`.
+        #[arg(long)]
+        debug_info: bool,
     },
     /// List cached kernels, newest first (`*` marks the default).
     List,
-    /// Show which kernel a spec (or the default) resolves to.
+    /// Print the path of the bzImage a spec (or the default) resolves to,
+    /// for scripts: `qemu-system-x86_64 -kernel "$(cargo ktstr kernel path)"`.
+    Path {
+        /// As for `show`.
+        spec: Option<String>,
+    },
+    /// Show which kernel a spec (or the default) resolves to, its config,
+    /// sched_ext support, debug info and where it came from.
     Show {
         /// A version (`7.3`), a bzImage path or a kernel build tree;
         /// defaults to --kernel's fallbacks (KTSTR_KERNEL, newest cached).
@@ -38,7 +50,7 @@ enum KernelCmd {
 
 pub fn run(args: KernelArgs) -> Result<()> {
     match args.cmd {
-        KernelCmd::Fetch { suite, flavour, allow_without_sched_ext } => {
+        KernelCmd::Fetch { suite, flavour, allow_without_sched_ext, debug_info } => {
             let started = Instant::now();
             let k = kernel::fetch(&FetchOptions { suite, flavour, allow_without_sched_ext })?;
             eprintln!(
@@ -47,8 +59,14 @@ pub fn run(args: KernelArgs) -> Result<()> {
                 k.sched_ext(),
                 started.elapsed().as_secs_f64()
             );
+            if debug_info {
+                let started = Instant::now();
+                let path = kernel::fetch_debug_vmlinux(&k.release)?;
+                eprintln!("debug vmlinux {} ready in {:.1}s", path.display(), started.elapsed().as_secs_f64());
+            }
             println!("{}", k.vmlinuz.display());
         }
+        KernelCmd::Path { spec } => println!("{}", kernel::resolve(spec.as_deref())?.vmlinuz.display()),
         KernelCmd::List => list(),
         KernelCmd::Show { spec } => show(&kernel::resolve(spec.as_deref())?),
     }
@@ -76,7 +94,8 @@ fn list() {
             k.sched_ext().to_string(),
             meta.as_ref().map_or("-", |m| m.debian_version.as_str()),
             size as f64 / 1e6,
-            meta.as_ref().map_or_else(|| "-".to_string(), |m| format!("{} {}", m.suite, m.flavour)),
+            meta.as_ref().map_or_else(|| "-".to_string(), |m| format!("{} {}", m.suite, m.flavour))
+                + if k.debug_vmlinux().is_some() { " +debuginfo" } else { "" },
         );
     }
 }
@@ -86,6 +105,10 @@ fn show(k: &KernelImage) {
     println!("vmlinuz:   {}", k.vmlinuz.display());
     println!("config:    {}", k.config.as_ref().map_or_else(|| "(none)".into(), |c| c.display().to_string()));
     println!("sched_ext: {}", k.sched_ext());
+    match k.debug_vmlinux() {
+        Some(p) => println!("debuginfo: {}", p.display()),
+        None => println!("debuginfo: (none: `cargo ktstr kernel fetch --debug-info` adds it to a Debian kernel)"),
+    }
     if k.sched_ext() != SchedExtSupport::Yes {
         println!("           (sched_ext schedulers need CONFIG_SCHED_CLASS_EXT=y)");
     }

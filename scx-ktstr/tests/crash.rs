@@ -103,8 +103,18 @@ fn bpf_crash_auto_repro_e2e_trail() {
     assert!(trail.contains("=== AUTO-PROBE: scx_exit fired ===\n"), "{trail}");
     let callback = regex::Regex::new(r"(?m)^  ktstr_\w+ +main\.bpf\.c:\d+$").unwrap();
     assert!(callback.is_match(trail), "no scx-ktstr callback with its source line:\n{trail}");
-    let kernel = regex::Regex::new(r"(?m)^  (\w+_scx|do_pick_task_scx|scx_\w+)$").unwrap();
+    let kernel = regex::Regex::new(r"(?m)^  (\w+_scx|do_pick_task_scx|scx_\w+)( +\S+:\d+)?$").unwrap();
     assert!(kernel.is_match(trail), "no kernel function:\n{trail}");
+    // Kernel functions' source lines come from the debug vmlinux that
+    // set-up caches (`cargo ktstr kernel fetch --debug-info`); without
+    // one, the trail says so.
+    let booted = ktstr::kernel::resolve(None).expect("the kernel this test booted");
+    if let Some(debug) = booted.debug_vmlinux() {
+        let line = regex::Regex::new(r"(?m)^  \w+ +kernel/sched/[\w/]+\.c:\d+$").unwrap();
+        assert!(line.is_match(trail), "no kernel function with its line from {}:\n{trail}", debug.display());
+    } else {
+        assert!(trail.contains("no debug vmlinux cached; `cargo ktstr kernel fetch --debug-info`"), "{trail}");
+    }
     for field in ["    task_struct *p\n", "      pid         ", "      cpus_ptr    0x", "      scx_flags   "] {
         assert!(trail.contains(field), "no {field:?}:\n{trail}");
     }

@@ -63,18 +63,7 @@ pub fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImag
         .with_context(|| format!("locking {}", store.dir().display()))?;
     store.clean_staging();
 
-    let apt = Apt::prepare(&store.apt_dir(&opts.suite), &opts.suite)?;
-    if !apt.index_fresh(INDEX_MAX_AGE) {
-        progress.step(&format!("updating the {} package index from {}", opts.suite, apt.mirror));
-        if let Err(e) = apt.update() {
-            if !apt.has_index() {
-                return Err(e);
-            }
-            let err = e.to_string();
-            let first_line = err.lines().next().unwrap_or("").trim_end_matches(':');
-            eprintln!("ktstr: warning: {first_line}; using the package index from an earlier fetch");
-        }
-    }
+    let apt = open_index(store, &opts.suite, &progress)?;
     let meta_pkg = format!("linux-image-{}", opts.flavour);
     let meta = first(apt.show(&[&meta_pkg])?, &meta_pkg)?;
     let release = release_from_meta(&meta, &opts.flavour)?;
@@ -145,7 +134,25 @@ pub fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImag
     Ok(kernel)
 }
 
-fn first(stanzas: Vec<Stanza>, package: &str) -> Result<Stanza> {
+/// The suite's private apt state, its package index refreshed when older
+/// than [`INDEX_MAX_AGE`] (an earlier index is used if the refresh fails).
+pub(super) fn open_index(store: &KernelStore, suite: &str, progress: &Progress) -> Result<Apt> {
+    let apt = Apt::prepare(&store.apt_dir(suite), suite)?;
+    if !apt.index_fresh(INDEX_MAX_AGE) {
+        progress.step(&format!("updating the {suite} package index from {}", apt.mirror));
+        if let Err(e) = apt.update() {
+            if !apt.has_index() {
+                return Err(e);
+            }
+            let err = e.to_string();
+            let first_line = err.lines().next().unwrap_or("").trim_end_matches(':');
+            eprintln!("ktstr: warning: {first_line}; using the package index from an earlier fetch");
+        }
+    }
+    Ok(apt)
+}
+
+pub(super) fn first(stanzas: Vec<Stanza>, package: &str) -> Result<Stanza> {
     stanzas.into_iter().next().with_context(|| format!("apt-cache knows no {package}"))
 }
 
@@ -199,7 +206,7 @@ fn check_sched_ext(kernel: &KernelImage, opts: &FetchOptions) -> Result<()> {
 }
 
 /// `apt-get download` into `dir`, showing bytes received against `total`.
-fn download(apt: &Apt, packages: &[String], dir: &Path, total: u64, progress: &Progress) -> Result<()> {
+pub(super) fn download(apt: &Apt, packages: &[String], dir: &Path, total: u64, progress: &Progress) -> Result<()> {
     let log_path = dir.with_extension("log");
     let log = fs::File::create(&log_path)?;
     let mut child = apt
@@ -272,7 +279,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Removes a staging directory when dropped (success or failure).
-struct Staging(PathBuf);
+pub(super) struct Staging(pub(super) PathBuf);
 impl Drop for Staging {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
@@ -280,10 +287,10 @@ impl Drop for Staging {
 }
 
 /// A spinner/bar on a terminal, plain lines on stderr otherwise.
-struct Progress(Option<ProgressBar>);
+pub(super) struct Progress(Option<ProgressBar>);
 
 impl Progress {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Progress(std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new_spinner();
             bar.enable_steady_tick(Duration::from_millis(100));
@@ -291,7 +298,7 @@ impl Progress {
         }))
     }
 
-    fn step(&self, msg: &str) {
+    pub(super) fn step(&self, msg: &str) {
         match &self.0 {
             Some(bar) => {
                 bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap());
@@ -301,7 +308,7 @@ impl Progress {
         }
     }
 
-    fn bytes(&self, msg: &str, total: u64) {
+    pub(super) fn bytes(&self, msg: &str, total: u64) {
         match &self.0 {
             Some(bar) => {
                 bar.set_style(
@@ -316,13 +323,13 @@ impl Progress {
         }
     }
 
-    fn set_position(&self, pos: u64) {
+    pub(super) fn set_position(&self, pos: u64) {
         if let Some(bar) = &self.0 {
             bar.set_position(pos);
         }
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.0 {
             bar.finish_and_clear();
         }

@@ -16,7 +16,9 @@
 pub mod apt;
 pub mod bzimage;
 pub mod config;
+pub mod debuginfo;
 pub mod fetch;
+pub mod lines;
 pub mod pvh;
 pub mod resolve;
 pub mod store;
@@ -42,6 +44,12 @@ pub struct KernelImage {
 }
 
 impl KernelImage {
+    /// A vmlinux with DWARF for this image, if one is at hand: cached
+    /// beside it, or at the top of the build tree it came from.
+    pub fn debug_vmlinux(&self) -> Option<PathBuf> {
+        lines::debug_vmlinux_for(&self.vmlinuz)
+    }
+
     /// Whether the config enables sched_ext (`Unknown` without a config).
     pub fn sched_ext(&self) -> SchedExtSupport {
         config::sched_ext_support(self.config.as_deref())
@@ -125,6 +133,12 @@ pub fn list_cached() -> Vec<KernelImage> {
 /// refresh if the index is over 10 minutes old).
 pub fn fetch(opts: &FetchOptions) -> anyhow::Result<KernelImage> {
     fetch::fetch_into(&KernelStore::default_location(), opts)
+}
+
+/// The cached kernel `release`'s debug vmlinux, downloaded from Debian's
+/// `-dbg` package now if it is not cached (hundreds of MB, with progress).
+pub fn fetch_debug_vmlinux(release: &str) -> anyhow::Result<PathBuf> {
+    debuginfo::fetch_debug_vmlinux(&KernelStore::default_location(), release)
 }
 
 /// The kernel to use when a test names none: whatever `KTSTR_KERNEL`

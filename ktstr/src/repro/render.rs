@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::outcome::{RunOutcome, StageReached};
 use crate::probe::decode::value;
-use crate::probe::{FuncKind, ProbeEvent, ProbeFunc, ProbeTrail, TriggerStatus};
+use crate::probe::{ProbeEvent, ProbeFunc, ProbeTrail, TriggerStatus};
 
 /// Calls shown before the exit; older ones are counted, not printed.
 const MAX_CALLS: usize = 12;
@@ -27,7 +27,14 @@ struct Call<'a> {
 
 /// The section: the trail (or why there is none), the pipeline's
 /// accounting, the repro VM's wall time and its diagnostic tails.
-pub fn render(primary: &RunOutcome, repro: Result<&RunOutcome, &str>, wall: Duration) -> String {
+/// `kernel_lines` says why kernel functions lack `file:line`, if any do
+/// (see [`super::add_kernel_sources`]).
+pub fn render(
+    primary: &RunOutcome,
+    repro: Result<&RunOutcome, &str>,
+    wall: Duration,
+    kernel_lines: Option<&str>,
+) -> String {
     let mut s = String::from("\n--- auto-repro ---\n");
     let repro = match repro {
         Ok(r) => r,
@@ -39,7 +46,7 @@ pub fn render(primary: &RunOutcome, repro: Result<&RunOutcome, &str>, wall: Dura
     match &repro.probe_trail {
         Some(trail) => {
             let calls = trail.trigger.as_ref().map(|t| stitch(trail, t.ts_ns)).unwrap_or_default();
-            trail_text(&mut s, trail, &calls);
+            trail_text(&mut s, trail, &calls, kernel_lines);
             pipeline_text(&mut s, trail, calls.len(), wall);
         }
         None => {
@@ -55,7 +62,7 @@ pub fn render(primary: &RunOutcome, repro: Result<&RunOutcome, &str>, wall: Dura
     s
 }
 
-fn trail_text(s: &mut String, trail: &ProbeTrail, calls: &[Call]) {
+fn trail_text(s: &mut String, trail: &ProbeTrail, calls: &[Call], kernel_lines: Option<&str>) {
     let Some(trigger) = &trail.trigger else {
         s.push_str("=== AUTO-PROBE: scx_exit did not fire ===\n");
         return;
@@ -78,8 +85,8 @@ fn trail_text(s: &mut String, trail: &ProbeTrail, calls: &[Call]) {
         s.push('\n');
         call_text(s, call);
     }
-    if trail.funcs.iter().any(|f| f.kind == FuncKind::Kernel && f.source.is_none()) {
-        s.push_str("\nkernel functions: no source lines (no debug vmlinux cached)\n");
+    if let Some(note) = kernel_lines {
+        let _ = writeln!(s, "\n{note}");
     }
 }
 
@@ -237,7 +244,7 @@ mod tests {
         let t = trail();
         let calls = stitch(&t, t.trigger.as_ref().unwrap().ts_ns);
         let mut s = String::new();
-        trail_text(&mut s, &t, &calls);
+        trail_text(&mut s, &t, &calls, Some("kernel functions: no source lines (test)"));
         assert!(
             s.starts_with("=== AUTO-PROBE: scx_exit fired ===\nexit claimed by ktstr-worker[131] on CPU 1\n"),
             "{s}"
@@ -287,10 +294,10 @@ mod tests {
         t.funcs.truncate(2);
         let calls = stitch(&t, u64::MAX);
         let mut s = String::new();
-        trail_text(&mut s, &t, &calls);
+        trail_text(&mut s, &t, &calls, None);
         pipeline_text(&mut s, &t, calls.len(), Duration::ZERO);
         drop(calls);
         t.trigger = None;
-        trail_text(&mut s, &t, &[]);
+        trail_text(&mut s, &t, &[], None);
     }
 }

@@ -258,8 +258,13 @@ fn run_repro(
         })
         .map(|vm_out| RunOutcome::from_vm(vm_out, &entry.checks()));
     match run {
-        Ok(r) => (repro::render(primary, Ok(&r), started.elapsed()), Some(r)),
-        Err(why) => (repro::render(primary, Err(&why), started.elapsed()), None),
+        Ok(mut r) => {
+            let wall = started.elapsed();
+            let debug_vmlinux = kernel.debug_vmlinux();
+            let note = r.probe_trail.as_mut().and_then(|t| repro::add_kernel_sources(t, debug_vmlinux.as_deref()));
+            (repro::render(primary, Ok(&r), wall, note.as_deref()), Some(r))
+        }
+        Err(why) => (repro::render(primary, Err(&why), started.elapsed(), None), None),
     }
 }
 
