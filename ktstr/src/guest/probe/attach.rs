@@ -45,11 +45,13 @@ pub struct Counters {
     pub unmatched: u64,
 }
 
-/// Everything attached; dropping it detaches.
+/// Everything attached; dropping it detaches (slow under TCG: each
+/// trampoline is rebuilt).
 pub struct Attached {
     // Kept for the programs' lifetime: links reference them.
     _skels: Vec<ProbeSkel<'static>>,
-    links: Vec<Link>,
+    // Held, never read: dropping a link detaches its probe.
+    _links: Vec<Link>,
     pub events: MapHandle,
     stats: MapHandle,
 }
@@ -66,10 +68,6 @@ impl Attached {
         };
         Counters { events: read(STAT_EVENTS), lost: read(STAT_LOST), unmatched: read(STAT_UNMATCHED) }
     }
-
-    pub fn detach(&mut self) {
-        self.links.clear();
-    }
 }
 
 /// The open object's storage: libbpf-rs skeletons borrow it for their
@@ -82,6 +80,7 @@ pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) 
     let mut open = ProbeSkelBuilder::default().open(storage()).context("opening the probe object")?;
     only(&mut open, &["kprobe_entry"]);
     let base = open.load().context("loading the probe object")?;
+    super::probe_trace("base loaded");
     let specs = MapHandle::try_from(&base.maps.specs)?;
     let events = MapHandle::try_from(&base.maps.events)?;
     let stats = MapHandle::try_from(&base.maps.stats)?;
@@ -103,9 +102,10 @@ pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) 
         }
         Err(e) => {
             pipeline.trigger = TriggerStatus::AttachFailed(format!("{e:#}"));
-            return Ok(Attached { _skels: vec![base], links, events, stats });
+            return Ok(Attached { _skels: vec![base], _links: links, events, stats });
         }
     };
+    super::probe_trace("trigger attached");
     // A kernel function's kprobe goes first: one that does not attach
     // (inlined, notrace) gets no fexit either.
     let mut tracing: Vec<&Target> = Vec::new();
@@ -124,13 +124,13 @@ pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) 
             Err(e) => pipeline.attach_failed.push((t.func.name.clone(), kprobe_failure(&e))),
         }
     }
-    super::probe_trace("base loaded, kprobes attached");
+    super::probe_trace("kprobes attached");
     let mut skels = vec![base, trigger_skel];
     for batch in tracing.chunks(SLOTS) {
         load_split(batch, &maps, pipeline, &mut skels, &mut links);
     }
     super::probe_trace("tracing batches attached");
-    Ok(Attached { _skels: skels, links, events, stats })
+    Ok(Attached { _skels: skels, _links: links, events, stats })
 }
 
 /// Loads a batch; one that fails is split in halves until the targets

@@ -14,6 +14,9 @@ use super::btf::{MAX_ARGS, MAX_FIELDS};
 /// probe.h's `enum ktstr_probe_kind`.
 pub const EXIT: u32 = 1;
 pub const TRIGGER: u32 = 2;
+/// Returns kept after the exit (many more than the trail shows: most are
+/// other tasks').
+const AFTER_TRIGGER_CAP: usize = 4096;
 
 /// probe.h's `struct ktstr_probe_event`: ts, task, then func, cpu, kind,
 /// pid (u32 each), args, fields, comm[16].
@@ -73,15 +76,27 @@ pub fn collect(
     std::thread::spawn(move || {
         let Ok(map) = map else { return };
         let sink = buffer.clone();
+        // Once the exit is recorded only returns matter (calls in flight
+        // at the exit), and only so many: the kernel's disable path calls
+        // into the scheduler for every task, and that flood must not push
+        // the path to the exit out of the buffer.
+        let mut after_trigger: Option<usize> = None;
         let mut builder = RingBufferBuilder::new();
         let added = builder.add(&map, move |bytes: &[u8]| {
-            if let Some(raw) = Raw::parse(bytes) {
-                let mut b = sink.lock().unwrap_or_else(|e| e.into_inner());
-                if b.len() == cap {
-                    b.pop_front();
+            let Some(raw) = Raw::parse(bytes) else { return 0 };
+            if let Some(n) = after_trigger.as_mut() {
+                if raw.kind != EXIT || *n >= AFTER_TRIGGER_CAP {
+                    return 0;
                 }
-                b.push_back(raw);
+                *n += 1;
+            } else if raw.kind == TRIGGER {
+                after_trigger = Some(0);
             }
+            let mut b = sink.lock().unwrap_or_else(|e| e.into_inner());
+            if b.len() == cap {
+                b.pop_front();
+            }
+            b.push_back(raw);
             0
         });
         if added.is_err() {
