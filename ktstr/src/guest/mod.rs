@@ -61,6 +61,9 @@ fn run() -> i32 {
     // The symbol lookup loads a BPF program: done while the scheduler
     // starts, off the path to the workload.
     let symbols = plan.monitor.then(|| std::thread::spawn(monitor::lookup_symbols));
+    // Likewise the parts of auto-repro's probes that do not depend on the
+    // scheduler's programs.
+    let preload = plan.probes.as_ref().filter(|_| plan.scheduler.is_some()).map(probe::preload);
     let mut sched = None;
     if let Some(launch) = &plan.scheduler {
         match scheduler::start(launch, &reporter, Duration::from_secs(plan.attach_timeout_s)) {
@@ -84,7 +87,7 @@ fn run() -> i32 {
     let held = sched.as_ref().map(|s| std::sync::Arc::new(bpf_state::hold(s.pid())));
     // Auto-repro's probes go on before the workload, so the path to the
     // crash is recorded from its start.
-    let probes = plan.probes.as_ref().filter(|_| sched.is_some()).map(probe::start);
+    let probes = plan.probes.as_ref().zip(preload).filter(|_| sched.is_some()).map(|(p, pre)| probe::start(p, pre));
     if let Some(t) = symbols {
         let mut syms = t.join().unwrap_or_else(|_| crate::monitor::wire::KernelSymbols {
             error: Some("the symbol lookup thread panicked".into()),

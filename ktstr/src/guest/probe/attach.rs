@@ -76,7 +76,23 @@ fn storage() -> &'static mut MaybeUninit<OpenObject> {
     Box::leak(Box::new(MaybeUninit::uninit()))
 }
 
-pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) -> Result<Attached> {
+/// What can be loaded before the scheduler starts, since it does not
+/// depend on the scheduler's programs: the base instance with the maps and
+/// the kprobe program, and the trigger. Loading it while the scheduler
+/// starts takes it off the path to the workload.
+pub struct Base {
+    base: ProbeSkel<'static>,
+    specs: MapHandle,
+    events: MapHandle,
+    stats: MapHandle,
+    trigger: std::result::Result<(ProbeSkel<'static>, Link), String>,
+}
+
+// SAFETY: libbpf objects are not tied to the thread that loaded them; a
+// `Base` is built on one thread and handed over once, through a join.
+unsafe impl Send for Base {}
+
+pub fn load_base(break_trigger: bool) -> Result<Base> {
     let mut open = ProbeSkelBuilder::default().open(storage()).context("opening the probe object")?;
     only(&mut open, &["kprobe_entry"]);
     let base = open.load().context("loading the probe object")?;
@@ -84,6 +100,14 @@ pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) 
     let specs = MapHandle::try_from(&base.maps.specs)?;
     let events = MapHandle::try_from(&base.maps.events)?;
     let stats = MapHandle::try_from(&base.maps.stats)?;
+    let maps = Shared { specs: &specs, events: &events, stats: &stats };
+    let trigger = trigger(&maps, break_trigger).map_err(|e| format!("{e:#}"));
+    super::probe_trace("trigger attached");
+    Ok(Base { base, specs, events, stats, trigger })
+}
+
+pub fn attach(loaded: Base, targets: &[Target], pipeline: &mut Pipeline) -> Result<Attached> {
+    let Base { base, specs, events, stats, trigger } = loaded;
     for t in targets {
         specs
             .update(&t.func.id.to_ne_bytes(), &spec_bytes(t), MapFlags::ANY)
@@ -92,20 +116,19 @@ pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) 
     pipeline.probe_keys = targets.len();
     let maps = Shared { specs: &specs, events: &events, stats: &stats };
     let mut links = Vec::new();
-    // The trigger first: without it nothing can be stitched, so the other
-    // probes would only slow the replay down.
-    let trigger_skel = match trigger(&maps, break_trigger) {
+    // Without the trigger nothing can be stitched, so the other probes
+    // would only slow the replay down.
+    let trigger_skel = match trigger {
         Ok((skel, link)) => {
             links.push(link);
             pipeline.trigger = TriggerStatus::Attached;
             skel
         }
         Err(e) => {
-            pipeline.trigger = TriggerStatus::AttachFailed(format!("{e:#}"));
+            pipeline.trigger = TriggerStatus::AttachFailed(e);
             return Ok(Attached { _skels: vec![base], _links: links, events, stats });
         }
     };
-    super::probe_trace("trigger attached");
     // A kernel function's kprobe goes first: one that does not attach
     // (inlined, notrace) gets no fexit either.
     let mut tracing: Vec<&Target> = Vec::new();
@@ -126,34 +149,64 @@ pub fn attach(targets: &[Target], break_trigger: bool, pipeline: &mut Pipeline) 
     }
     super::probe_trace("kprobes attached");
     let mut skels = vec![base, trigger_skel];
-    for batch in tracing.chunks(SLOTS) {
-        load_split(batch, &maps, pipeline, &mut skels, &mut links);
+    // Batches of even size, loaded side by side: verifying them is most
+    // of the set-up, and a guest has more than one vCPU.
+    let nbatches = tracing.len().div_ceil(SLOTS).max(1);
+    let size = tracing.len().div_ceil(nbatches).max(1);
+    let outs: Vec<Loaded> = std::thread::scope(|scope| {
+        let threads: Vec<_> = tracing
+            .chunks(size)
+            .map(|batch| {
+                let maps = &maps;
+                scope.spawn(move || {
+                    let mut out = Loaded::default();
+                    load_split(batch, maps, &mut out);
+                    out
+                })
+            })
+            .collect();
+        threads.into_iter().filter_map(|t| t.join().ok()).collect()
+    });
+    for out in outs {
+        skels.extend(out.skels);
+        links.extend(out.links);
+        pipeline.fentry_attached += out.fentry;
+        pipeline.fexit_attached += out.fexit;
+        pipeline.attach_failed.extend(out.failed);
     }
     super::probe_trace("tracing batches attached");
     Ok(Attached { _skels: skels, _links: links, events, stats })
 }
 
+/// What one loading thread attached, and what it could not.
+#[derive(Default)]
+struct Loaded {
+    skels: Vec<ProbeSkel<'static>>,
+    links: Vec<Link>,
+    fentry: usize,
+    fexit: usize,
+    failed: Vec<(String, String)>,
+}
+
+// SAFETY: libbpf objects and links are not tied to a thread; each is
+// built by one loading thread and handed over once, through the join.
+unsafe impl Send for Loaded {}
+
 /// Loads a batch; one that fails is split in halves until the targets
 /// that fail are alone and named.
-fn load_split(
-    batch: &[&Target],
-    maps: &Shared,
-    pipeline: &mut Pipeline,
-    skels: &mut Vec<ProbeSkel<'static>>,
-    links: &mut Vec<Link>,
-) {
+fn load_split(batch: &[&Target], maps: &Shared, out: &mut Loaded) {
     match tracing_batch(batch, maps) {
         Ok((skel, l, fentry, fexit)) => {
-            skels.push(skel);
-            links.extend(l);
-            pipeline.fentry_attached += fentry;
-            pipeline.fexit_attached += fexit;
+            out.skels.push(skel);
+            out.links.extend(l);
+            out.fentry += fentry;
+            out.fexit += fexit;
         }
-        Err(e) if batch.len() == 1 => pipeline.attach_failed.push((batch[0].func.name.clone(), format!("{e:#}"))),
+        Err(e) if batch.len() == 1 => out.failed.push((batch[0].func.name.clone(), format!("{e:#}"))),
         Err(_) => {
             let (a, b) = batch.split_at(batch.len() / 2);
-            load_split(a, maps, pipeline, skels, links);
-            load_split(b, maps, pipeline, skels, links);
+            load_split(a, maps, out);
+            load_split(b, maps, out);
         }
     }
 }

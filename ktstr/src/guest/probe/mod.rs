@@ -44,15 +44,41 @@ pub struct Probes {
     collector: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Discovers, resolves and attaches; returns with the probes recording.
-pub fn start(plan: &ProbePlan) -> Probes {
+/// What is loaded while the scheduler starts: vmlinux BTF and the probe
+/// object's base with the trigger (see [`attach::Base`]).
+pub struct Preload(std::thread::JoinHandle<Preloaded>);
+
+struct Preloaded {
+    resolver: anyhow::Result<Resolver>,
+    base: anyhow::Result<attach::Base>,
+}
+
+// SAFETY: the BTF handle and libbpf objects are not tied to a thread; they
+// are built on the preload thread and handed over once, through the join.
+unsafe impl Send for Preloaded {}
+
+/// Starts loading what does not depend on the scheduler's programs.
+pub fn preload(plan: &ProbePlan) -> Preload {
+    let broken = plan.break_trigger;
+    Preload(std::thread::spawn(move || {
+        probe_trace("preload start");
+        let resolver = Resolver::vmlinux();
+        probe_trace("vmlinux BTF read");
+        let base = if resolver.is_ok() { attach::load_base(broken) } else { Err(anyhow::anyhow!("no vmlinux BTF")) };
+        Preloaded { resolver, base }
+    }))
+}
+
+/// Once the scheduler attached: discovers its callbacks, resolves and
+/// attaches; returns with the probes recording.
+pub fn start(plan: &ProbePlan, preload: Preload) -> Probes {
     let t0 = std::time::Instant::now();
-    let mut probes = start_inner(plan);
+    let mut probes = start_inner(plan, preload);
     probes.pipeline.setup_ms = t0.elapsed().as_millis() as u64;
     probes
 }
 
-fn start_inner(plan: &ProbePlan) -> Probes {
+fn start_inner(plan: &ProbePlan, preload: Preload) -> Probes {
     probe_trace("start");
     let mut pipeline = Pipeline {
         extracted: plan.stack.len(),
@@ -80,18 +106,18 @@ fn start_inner(plan: &ProbePlan) -> Probes {
         stop: Arc::new(AtomicBool::new(false)),
         collector: None,
     };
-    let resolver = match Resolver::vmlinux() {
-        Ok(r) => r,
-        Err(e) => {
+    let loaded = preload.0.join().map_err(|_| anyhow::anyhow!("the probe preload thread panicked"));
+    let (resolver, base) = match loaded {
+        Ok(Preloaded { resolver: Ok(r), base }) => (r, base),
+        Ok(Preloaded { resolver: Err(e), .. }) | Err(e) => {
             pipeline.trigger = TriggerStatus::AttachFailed(format!("{e:#}"));
             probes.pipeline = pipeline;
             return probes;
         }
     };
-    probe_trace("vmlinux BTF read");
     probes.targets = targets(plan, &resolver, &mut pipeline);
     probe_trace("targets resolved");
-    match attach::attach(&probes.targets, plan.break_trigger, &mut pipeline) {
+    match base.and_then(|b| attach::attach(b, &probes.targets, &mut pipeline)) {
         Ok(a) => {
             probes.collector = Some(event::collect(&a, probes.buffer.clone(), probes.stop.clone(), RING));
             probes.attached = Some(a);
