@@ -26,7 +26,7 @@ enum KernelCmd {
         #[arg(long)]
         allow_without_sched_ext: bool,
         /// Also fetch the kernel's debug vmlinux (from Debian's `-dbg`
-        /// package, about 350 MB to download, about 1 GB kept), so the
+        /// package, about 350 MB to download, the 400 MB vmlinux kept), so the
         /// auto-repro trail shows kernel functions with `file:line`.
         #[arg(long)]
         debug_info: bool,

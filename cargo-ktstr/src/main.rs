@@ -18,7 +18,27 @@ enum Cargo {
 }
 
 #[derive(clap::Args)]
-#[command(version, about = "Test harness for Linux sched_ext schedulers")]
+#[command(
+    version,
+    about = "Test harness for Linux sched_ext schedulers",
+    after_help = "\
+Start here:
+  cargo ktstr doctor                     what this host has and lacks, with fixes
+  cargo ktstr test                       every #[ktstr_test] in the workspace, each in its own VM
+  cargo ktstr replay --exec              the tests that failed last time, again
+
+Environment:
+  KTSTR_KERNEL=7.3|PATH      the guest kernel (as --kernel)
+  KTSTR_ACCEL=kvm|tcg        force an accelerator (default: KVM when usable, else TCG)
+  RUST_BACKTRACE=1           verbose failures: the guest console in diagnostics, loglevel=7,
+                             the auto-repro VM's console live
+  KTSTR_VERBOSE=1            the same verbose reports without Rust backtraces
+  RUST_LOG=ktstr=debug       host-side tracing: kernel and image choices, QEMU's command line
+  KTSTR_CACHE_DIR=DIR        kernels and initramfs images (default ~/.cache/ktstr)
+  KTSTR_OUTPUT_DIR=DIR       stats sidecars and failure dumps (default <target>/ktstr)
+
+Troubleshooting: docs/troubleshooting.md (every environment error, with its fix)."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -30,7 +50,19 @@ enum Cmd {
     Doctor(doctor_cmd::DoctorArgs),
     /// Download, list and inspect guest kernels.
     Kernel(kernel_cmd::KernelArgs),
-    /// List what failed in the last `cargo ktstr test` run, or run it again (--exec).
+    /// List what failed in the last `cargo ktstr test` run, or run it again (--exec)
+    ///
+    /// Reads the record `cargo ktstr test` leaves in the run directory:
+    /// each failed test with its nextest binary, its variant (scheduler,
+    /// topology) and the kernel it booted. Without --exec it lists them
+    /// with their failure dumps and stats files; with --exec it runs
+    /// exactly those tests again through cargo nextest, on the same
+    /// kernel, ignored tests included (a failing demo stays reachable).
+    ///
+    /// Examples:
+    ///   cargo ktstr replay                            what failed, and where its outputs are
+    ///   cargo ktstr replay --filter crash --exec      re-run the failures whose name has `crash`
+    #[command(verbatim_doc_comment)]
     Replay(replay_cmd::ReplayArgs),
     /// Install the Debian packages ktstr needs on this host (QEMU 10, clang-19, ...).
     Setup(setup_cmd::SetupArgs),
@@ -62,7 +94,22 @@ enum Cmd {
     ///   cargo ktstr shell --test boots_and_schedules --dmesg --kernel 7.3
     #[command(verbatim_doc_comment)]
     Shell(shell_cmd::ShellArgs),
-    /// Run ktstr tests with cargo nextest (fetching a kernel if none is cached).
+    /// Run ktstr tests with cargo nextest (fetching a kernel if none is cached)
+    ///
+    /// Builds the workspace, makes sure a guest kernel is there (Debian's
+    /// sched_ext kernel is fetched once if the cache is empty), and runs
+    /// `cargo nextest run --workspace` with every test on that kernel.
+    /// Each #[ktstr_test] boots its own VM. At the end, the
+    /// `cargo ktstr: test outputs` block lists each failed test with its
+    /// failure dump, stats file and the `cargo ktstr replay` line that
+    /// re-runs it. nextest's own arguments go after `--`, untouched.
+    ///
+    /// Examples:
+    ///   cargo ktstr test
+    ///   cargo ktstr test --kernel 7.3 -- -E 'test(=my_test)' --no-capture
+    ///   cargo ktstr test -- --partition count:1/2      (half the suite, e.g. on one CI machine)
+    ///   RUST_BACKTRACE=1 cargo ktstr test -- -E 'test(=my_test)'   (verbose failure reports)
+    #[command(verbatim_doc_comment)]
     Test(test_cmd::TestArgs),
 }
 
