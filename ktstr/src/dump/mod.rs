@@ -50,7 +50,9 @@ pub struct MapEntry {
 /// A BPF program's counters from the kernel (`bpf_prog_info`). Run counts
 /// and times need `kernel.bpf_stats_enabled`, which the guest turns on at
 /// boot (`guest::mounts`).
+/// Also the monitor's figures over the workload (`monitor::wire::BpfStats`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProgStats {
     pub id: u32,
     /// The kernel's name for it: the function name cut to 15 bytes.

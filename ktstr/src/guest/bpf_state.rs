@@ -7,7 +7,7 @@
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use libbpf_rs::query::{MapInfo, MapInfoIter, ProgInfoIter};
+use libbpf_rs::query::{MapInfo, MapInfoIter, ProgInfoIter, ProgramInfo};
 use libbpf_rs::{Btf, MapCore, MapFlags, MapHandle, MapType};
 
 use crate::dump::{value, FailureDump, MapDump, MapEntry, ProgStats};
@@ -104,19 +104,24 @@ impl Held {
 
     /// The held programs' counters, in id order.
     pub fn prog_stats(&self) -> Vec<ProgStats> {
-        ProgInfoIter::default()
-            .filter(|p| self.progs.iter().any(|(id, _)| *id == p.id))
-            .map(|p| ProgStats {
-                id: p.id,
-                name: p.name.to_string_lossy().into_owned(),
-                prog_type: format!("{:?}", p.ty),
-                run_cnt: p.run_cnt,
-                run_time_ns: p.run_time_ns,
-                recursion_misses: p.recursion_misses,
-                verified_insns: p.verified_insns,
-            })
-            .collect()
+        read_prog_stats(|p| self.progs.iter().any(|(id, _)| *id == p.id))
     }
+}
+
+/// The counters of the loaded programs `keep` picks, in id order.
+pub fn read_prog_stats(keep: impl Fn(&ProgramInfo) -> bool) -> Vec<ProgStats> {
+    ProgInfoIter::default()
+        .filter(|p| keep(p))
+        .map(|p| ProgStats {
+            id: p.id,
+            name: p.name.to_string_lossy().into_owned(),
+            prog_type: format!("{:?}", p.ty),
+            run_cnt: p.run_cnt,
+            run_time_ns: p.run_time_ns,
+            recursion_misses: p.recursion_misses,
+            verified_insns: p.verified_insns,
+        })
+        .collect()
 }
 
 fn read_map(info: &MapInfo, h: &MapHandle, btf: Option<&Btf>) -> MapDump {

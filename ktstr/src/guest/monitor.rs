@@ -7,11 +7,11 @@
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
-use libbpf_rs::query::ProgInfoIter;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::ProgramType;
 
-use crate::monitor::wire::{BpfProgStats, BpfStats, KernelSymbols, SYMBOLS};
+use crate::dump::ProgStats;
+use crate::monitor::wire::{BpfStats, KernelSymbols, SYMBOLS};
 
 #[allow(clippy::all, dead_code, non_camel_case_types, non_snake_case, unused_qualifications)]
 mod skel {
@@ -75,23 +75,14 @@ pub fn enable_counters() -> Vec<String> {
 
 /// The struct_ops programs loaded now (the scheduler's: nothing else in
 /// a ktstr guest registers struct_ops), with their counts so far.
-pub fn bpf_snapshot() -> Vec<BpfProgStats> {
-    ProgInfoIter::default()
-        .filter(|p| p.ty == ProgramType::StructOps)
-        .map(|p| BpfProgStats {
-            id: p.id,
-            name: p.name.to_string_lossy().into_owned(),
-            run_cnt: p.run_cnt,
-            run_time_ns: p.run_time_ns,
-            verified_insns: p.verified_insns,
-        })
-        .collect()
+pub fn bpf_snapshot() -> Vec<ProgStats> {
+    super::bpf_state::read_prog_stats(|p| p.ty == ProgramType::StructOps)
 }
 
 /// The scheduler's programs after the workload, counted over it: less
 /// what each had done by `before` (its load and attach, when it ran
 /// `init` and `enable` for every task already there).
-pub fn bpf_stats(before: &[BpfProgStats]) -> BpfStats {
+pub fn bpf_stats(before: &[ProgStats]) -> BpfStats {
     let stats_on = std::fs::read_to_string(BPF_STATS).is_ok_and(|s| s.trim() == "1");
     let mut progs = bpf_snapshot();
     for p in &mut progs {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dump::ProgStats;
+
 /// The kernel symbols the host sampler needs, in the order it uses them.
 /// Looked up in the guest (the kernel's own kallsyms table); the host has
 /// no symbol table for a stock kernel (Debian's System.map is a stub).
@@ -39,24 +41,13 @@ impl KernelSymbols {
     }
 }
 
-/// One BPF program's figures over the workload, read in the guest from
-/// `bpf_prog_info` before and after it: run counts and times exist only
-/// there (the kernel keeps them per CPU behind the program, out of the
-/// host's simple reach).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct BpfProgStats {
-    pub id: u32,
-    /// The kernel's name for it (at most 15 bytes).
-    pub name: String,
-    pub run_cnt: u64,
-    pub run_time_ns: u64,
-    pub verified_insns: u32,
-}
-
-/// The scheduler's struct_ops programs after the workload.
+/// The scheduler's struct_ops programs after the workload: run counts
+/// and times counted over it (read in the guest from `bpf_prog_info`
+/// before and after: they exist only there, per CPU behind the program,
+/// out of the host's simple reach).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BpfStats {
-    pub progs: Vec<BpfProgStats>,
+    pub progs: Vec<ProgStats>,
     /// Why they could not be read, or why run figures are missing
     /// (`kernel.bpf_stats_enabled` is off).
     pub error: Option<String>,
