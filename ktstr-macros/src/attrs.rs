@@ -8,7 +8,11 @@ const KNOWN: &str = "numa_nodes, llcs, cores, threads, memory_mb, duration_s, sc
                      not_starved, max_gap_ms, max_spread_pct, min_iteration_rate, bpf_map_write, expect_err, \
                      expect_scx_bpf_error_contains, expect_scx_bpf_error_matches, auto_repro, \
                      max_imbalance_ratio, max_local_dsq_depth, fail_on_stall, sustained_samples, \
-                     max_fallback_rate, max_keep_last_rate";
+                     max_fallback_rate, max_keep_last_rate, gauntlet";
+
+/// ktstr's `topology::gauntlet` presets, by name (the expansion refers to
+/// each preset's const, so a name missing there fails to compile too).
+pub const PRESETS: &[&str] = &["tiny-1llc", "smt-2llc", "odd-3llc", "numa-2n", "big-32"];
 
 pub struct TestAttrs {
     pub numa_nodes: u32,
@@ -39,6 +43,8 @@ pub struct TestAttrs {
     pub expect_matches: Option<LitStr>,
     /// Replay a scheduler crash in a second VM with probes (default on).
     pub auto_repro: bool,
+    /// Gauntlet preset names, checked against [`PRESETS`].
+    pub gauntlet: Vec<LitStr>,
     /// Where the topology attributes were written, for cross-field errors.
     topo_span: Option<proc_macro2::Span>,
 }
@@ -69,6 +75,7 @@ impl Default for TestAttrs {
             expect_contains: None,
             expect_matches: None,
             auto_repro: true,
+            gauntlet: Vec::new(),
             topo_span: None,
         }
     }
@@ -127,6 +134,7 @@ impl Parse for TestAttrs {
                 "auto_repro" => a.auto_repro = boolean(v, &key)?,
                 "expect_scx_bpf_error_contains" => a.expect_contains = Some(pattern(v, &key, false)?),
                 "expect_scx_bpf_error_matches" => a.expect_matches = Some(pattern(v, &key, true)?),
+                "gauntlet" => a.gauntlet = presets(v)?,
                 _ => {
                     return Err(syn::Error::new_spanned(
                         &nv.path,
@@ -199,6 +207,36 @@ fn string_array(v: &Expr) -> syn::Result<Vec<LitStr>> {
             _ => Err(err()),
         })
         .collect()
+}
+
+/// `gauntlet = ["smt-2llc", ...]`: known preset names, each once.
+fn presets(v: &Expr) -> syn::Result<Vec<LitStr>> {
+    let accepted = PRESETS.join(", ");
+    let err = |at: &dyn quote::ToTokens, why: String| syn::Error::new_spanned(at, why);
+    let Expr::Array(ExprArray { elems, .. }) = v else {
+        return Err(err(
+            v,
+            format!("`gauntlet` takes an array of preset names, e.g. `[\"smt-2llc\"]`; presets: {accepted}"),
+        ));
+    };
+    if elems.is_empty() {
+        return Err(err(v, format!("`gauntlet` is empty: name at least one preset of {accepted}")));
+    }
+    let mut out: Vec<LitStr> = Vec::new();
+    for e in elems {
+        let Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) = e else {
+            return Err(err(e, format!("a gauntlet preset is a string literal, one of {accepted}")));
+        };
+        let name = s.value();
+        if !PRESETS.contains(&name.as_str()) {
+            return Err(err(e, format!("unknown gauntlet preset {name:?}; presets: {accepted}")));
+        }
+        if out.iter().any(|o| o.value() == name) {
+            return Err(err(e, format!("gauntlet preset {name:?} is named twice")));
+        }
+        out.push(s.clone());
+    }
+    Ok(out)
 }
 
 fn boolean(v: &Expr, key: &str) -> syn::Result<bool> {

@@ -62,6 +62,12 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
     let expect_contains = opt(a.expect_contains.as_ref().map(|s| quote!(#s)));
     let expect_matches = opt(a.expect_matches.as_ref().map(|s| quote!(#s)));
     let map_writes = &a.bpf_map_write;
+    // `smt-2llc` -> `::ktstr::topology::gauntlet::SMT_2LLC`.
+    let presets = a.gauntlet.iter().map(|s| {
+        let ident = format_ident!("{}", s.value().to_uppercase().replace('-', "_"), span = s.span());
+        quote!(&::ktstr::topology::gauntlet::#ident)
+    });
+    let ignored = test_attrs.iter().any(|attr| attr.path().is_ident("ignore"));
     let scheduler = match scheduler {
         Some(path) => quote!(::core::option::Option::Some(&#path)),
         None => quote!(::core::option::Option::None),
@@ -100,6 +106,9 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
                 contains: #expect_contains,
                 matches: #expect_matches,
             },
+            ignored: #ignored,
+            gauntlet: &[#(#presets),*],
+            preset: ::core::option::Option::None,
         };
 
         // Runs before main: as PID 1 inside a ktstr guest this binary is

@@ -44,7 +44,9 @@ impl Artifacts {
     pub fn new(v: &Variant) -> Artifacts {
         let key = format!("{}\0{:?}\0{:?}\0{}\0{}", v.test, v.scheduler, v.sched_args, v.topology, v.kernel_release);
         let hash = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
-        Artifacts { dir: output_root().join(v.kernel_release), stem: format!("{}-{hash:016x}", v.test) }
+        // A gauntlet variant's name has slashes: not in a file name.
+        let name = v.test.replace('/', "-");
+        Artifacts { dir: output_root().join(v.kernel_release), stem: format!("{name}-{hash:016x}") }
     }
 
     pub fn dump_path(&self) -> PathBuf {

@@ -48,6 +48,10 @@ pub mod workload;
 
 pub use ktstr_macros::ktstr_test;
 
+// `#[ktstr_test]` expands to `::ktstr::...` paths; this lets the crate's
+// own unit tests use it.
+extern crate self as ktstr;
+
 /// Used by `#[ktstr_test]` expansions; not a stable API.
 #[doc(hidden)]
 pub mod __private {
@@ -57,8 +61,16 @@ pub mod __private {
     /// ktstr guest it is the guest runtime; run by `cargo ktstr shell` it
     /// boots a shell VM; either way it never returns then. Otherwise
     /// (a test run on the host) it returns at once.
+    ///
+    /// On the host it also answers for gauntlet variants, which libtest
+    /// cannot name (see `test_support::gauntlet`).
     pub fn before_main() {
-        crate::guest::maybe_run_as_init();
-        crate::test_support::shell::maybe_run_shell();
+        // Every #[ktstr_test] registers this hook: act on the first call.
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            crate::guest::maybe_run_as_init();
+            crate::test_support::shell::maybe_run_shell();
+            crate::test_support::gauntlet::maybe_handle_args();
+        });
     }
 }

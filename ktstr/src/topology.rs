@@ -117,6 +117,49 @@ pub fn format_cpu_list(cpus: impl IntoIterator<Item = u32>) -> String {
     out.join(",")
 }
 
+/// A named topology a test opts into with `#[ktstr_test(gauntlet = [...])]`:
+/// each runs as its own test, `gauntlet/<test>/<preset>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Preset {
+    pub name: &'static str,
+    pub topology: Topology,
+    /// What the shape exercises, for `--help`-style listings and docs.
+    pub about: &'static str,
+}
+
+/// The gauntlet's presets. The attribute takes their names; the macro
+/// refers to these consts by name (`smt-2llc` is [`gauntlet::SMT_2LLC`]).
+pub mod gauntlet {
+    use super::{Preset, Topology};
+
+    pub const TINY_1LLC: Preset =
+        Preset { name: "tiny-1llc", topology: Topology::new(1, 1, 2, 1), about: "two CPUs sharing one LLC" };
+    pub const SMT_2LLC: Preset = Preset {
+        name: "smt-2llc",
+        topology: Topology::new(1, 2, 2, 2),
+        about: "two LLCs of two SMT-2 cores: sibling and cross-LLC placement",
+    };
+    pub const ODD_3LLC: Preset = Preset {
+        name: "odd-3llc",
+        topology: Topology::new(1, 3, 3, 1),
+        about: "three LLCs of three cores: no power of two anywhere",
+    };
+    pub const NUMA_2N: Preset = Preset {
+        name: "numa-2n",
+        topology: Topology::new(2, 2, 2, 1),
+        about: "two NUMA nodes, one LLC of two cores each",
+    };
+    pub const BIG_32: Preset =
+        Preset { name: "big-32", topology: Topology::new(1, 4, 4, 2), about: "32 CPUs: four LLCs of four SMT-2 cores" };
+
+    /// Every preset, smallest first.
+    pub const ALL: &[&Preset] = &[&TINY_1LLC, &SMT_2LLC, &ODD_3LLC, &NUMA_2N, &BIG_32];
+
+    pub fn find(name: &str) -> Option<&'static Preset> {
+        ALL.iter().copied().find(|p| p.name == name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +186,17 @@ mod tests {
         assert_eq!(t.node_cpus(1), 8..16);
         assert_eq!(t.core_cpus(5), 4..6);
         assert_eq!(format_cpu_list([0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
+    }
+
+    #[test]
+    fn every_gauntlet_preset_is_a_valid_topology_with_a_unique_name() {
+        for p in gauntlet::ALL {
+            p.topology.validate().unwrap_or_else(|e| panic!("{}: {e}", p.name));
+            assert_eq!(gauntlet::find(p.name), Some(*p));
+            assert!(p.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{}", p.name);
+        }
+        assert_eq!(gauntlet::SMT_2LLC.topology.to_string(), "1n2l2c2t");
+        assert_eq!(gauntlet::BIG_32.topology.cpus(), 32);
+        assert_eq!(gauntlet::find("no-such"), None);
     }
 }

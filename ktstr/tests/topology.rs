@@ -67,3 +67,11 @@ fn topo_1n1l2c2t(ctx: &Ctx) -> Result<AssertResult> {
 fn topo_1n2l8c2t(ctx: &Ctx) -> Result<AssertResult> {
     check_layout(ctx)
 }
+
+/// The base topology, then each gauntlet preset as its own test
+/// (`gauntlet/topo_gauntlet/smt-2llc`, ...): the guest must see the
+/// preset's layout, not the base's.
+#[ktstr_test(gauntlet = ["smt-2llc", "odd-3llc"], duration_s = 2)]
+fn topo_gauntlet(ctx: &Ctx) -> Result<AssertResult> {
+    check_layout(ctx)
+}

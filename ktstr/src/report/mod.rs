@@ -18,9 +18,12 @@ const CONSOLE_TAIL: usize = 20;
 
 /// Identifies the run in the header line.
 pub struct ReportHeader<'a> {
-    pub test: &'a str,
+    /// As nextest names it: `gauntlet/<test>/<preset>` for a variant.
+    pub test: String,
     pub scheduler: Option<&'a str>,
     pub topology: Topology,
+    /// A gauntlet variant's preset, shown with its topology.
+    pub preset: Option<&'a str>,
 }
 
 impl ReportHeader<'_> {
@@ -34,7 +37,11 @@ impl ReportHeader<'_> {
         if let Some(sched) = self.scheduler {
             let _ = write!(s, " [sched={sched}]");
         }
-        let _ = write!(s, " [topo={}]", self.topology);
+        match self.preset {
+            Some(p) => write!(s, " [topo={p} {}]", self.topology),
+            None => write!(s, " [topo={}]", self.topology),
+        }
+        .ok();
         s
     }
 }
@@ -147,7 +154,7 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
     }
     if let Some(st) = scenario {
         let h =
-            timeline::TimelineHeader { topology: header.topology, scheduler: header.scheduler, scenario: header.test };
+            timeline::TimelineHeader { topology: header.topology, scheduler: header.scheduler, scenario: &header.test };
         let _ = write!(s, "\n--- timeline ---\n{}", timeline::render(&h, st, o.monitor.as_ref()));
     }
     if !o.sched_log.is_empty() {
@@ -187,7 +194,7 @@ mod tests {
     use crate::outcome::fixtures::{fixture, fixture_checked, EXITED};
 
     fn header(sched: Option<&'static str>, topo: &str) -> ReportHeader<'static> {
-        ReportHeader { test: "t", scheduler: sched, topology: Topology::parse(topo).unwrap() }
+        ReportHeader { test: "t".into(), scheduler: sched, topology: Topology::parse(topo).unwrap(), preset: None }
     }
 
     #[test]

@@ -2,11 +2,11 @@ use linkme::distributed_slice;
 
 use super::{AssertResult, BpfMapWrite, Checks, Ctx, Scheduler};
 use crate::check::ErrorMatchers;
-use crate::topology::Topology;
+use crate::topology::{Preset, Topology};
 
 /// One `#[ktstr_test]`: everything the host needs to build its VM and the
 /// guest needs to find its function.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct KtstrTestEntry {
     pub name: &'static str,
     pub func: fn(&Ctx) -> anyhow::Result<AssertResult>,
@@ -28,11 +28,32 @@ pub struct KtstrTestEntry {
     /// path (never for `expect_err` tests: the crash is known).
     pub auto_repro: bool,
     pub expect_scx_bpf_error: ErrorMatchers,
+    /// The test carries `#[ignore]`: so do its gauntlet variants.
+    pub ignored: bool,
+    /// Topology presets it also runs on, each as `gauntlet/<name>/<preset>`.
+    pub gauntlet: &'static [&'static Preset],
+    /// Set on a gauntlet variant (never on a registered entry): the preset
+    /// whose topology replaced the test's.
+    pub preset: Option<&'static Preset>,
 }
 
 impl KtstrTestEntry {
     pub const DEFAULT_MEMORY_MB: u32 = 2048;
     pub const DEFAULT_DURATION_S: u64 = 10;
+
+    /// The name nextest knows this run by: the function's name, or
+    /// `gauntlet/<name>/<preset>` for a variant.
+    pub fn full_name(&self) -> String {
+        match self.preset {
+            Some(p) => format!("{}{}/{}", super::gauntlet::PREFIX, self.name, p.name),
+            None => self.name.to_string(),
+        }
+    }
+
+    /// This test on `preset`'s topology.
+    pub fn on_preset(&self, preset: &'static Preset) -> KtstrTestEntry {
+        KtstrTestEntry { topology: preset.topology, preset: Some(preset), gauntlet: &[], ..*self }
+    }
 
     /// The thresholds in force: the test's, then its scheduler's, then
     /// the defaults.

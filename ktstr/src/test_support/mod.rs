@@ -4,8 +4,10 @@
 //! `#[test]` that calls [`run_ktstr_test`] on the host. Inside the guest the
 //! same binary finds the entry by name and runs its function. Run by
 //! `cargo ktstr shell`, it boots the test's VM with a shell ([`shell`]).
+//! A test's topology presets run as `gauntlet/<test>/<preset>` ([`gauntlet`]).
 
 mod entry;
+pub mod gauntlet;
 mod map_write;
 mod run;
 mod scheduler;

@@ -78,7 +78,11 @@ pub fn run_ktstr_test(entry: &KtstrTestEntry) {
                 eprintln!("failure dump: {}", p.display());
             }
         }
-        panic!("ktstr_test '{}' failed: {}", entry.name, f.reasons.first().map(String::as_str).unwrap_or("see report"));
+        panic!(
+            "ktstr_test '{}' failed: {}",
+            entry.full_name(),
+            f.reasons.first().map(String::as_str).unwrap_or("see report")
+        );
     }
 }
 
@@ -86,7 +90,7 @@ pub fn run_ktstr_test(entry: &KtstrTestEntry) {
 fn artifacts_for(entry: &KtstrTestEntry) -> Option<(Artifacts, OwnedVariant)> {
     let kernel = kernel::resolve(None).ok()?;
     let v = OwnedVariant {
-        test: entry.name,
+        test: entry.full_name(),
         scheduler: entry.scheduler.map(|s| s.name),
         sched_args: entry
             .scheduler
@@ -100,7 +104,7 @@ fn artifacts_for(entry: &KtstrTestEntry) -> Option<(Artifacts, OwnedVariant)> {
 }
 
 struct OwnedVariant {
-    test: &'static str,
+    test: String,
     scheduler: Option<&'static str>,
     sched_args: Vec<String>,
     topology: String,
@@ -111,7 +115,7 @@ struct OwnedVariant {
 impl OwnedVariant {
     fn borrow(&self) -> Variant<'_> {
         Variant {
-            test: self.test,
+            test: &self.test,
             scheduler: self.scheduler,
             sched_args: &self.sched_args,
             topology: &self.topology,
@@ -152,7 +156,7 @@ fn expect_failure(entry: &KtstrTestEntry, res: Result<RunOutcome, KtstrFailure>)
         Ok(o) => panic!(
             "ktstr_test '{}' passed, but it has expect_err = true: the failure it pins did not happen \
              (kernel {}). If the bug was fixed, delete or update the regression test.",
-            entry.name,
+            entry.full_name(),
             o.kernel_release.as_deref().unwrap_or("?")
         ),
         Err(f) => f,
@@ -161,14 +165,14 @@ fn expect_failure(entry: &KtstrTestEntry, res: Result<RunOutcome, KtstrFailure>)
         eprintln!("{}", f.report);
         panic!(
             "ktstr_test '{}' expects a failure, but it failed before any VM ran: {}",
-            entry.name,
+            entry.full_name(),
             f.reasons.join("; ")
         );
     };
     let misses = entry.expect_scx_bpf_error.misses(&outcome.error_corpus());
     if !misses.is_empty() {
         eprintln!("{}", f.report);
-        panic!("ktstr_test '{}' failed, but not as pinned:\n{}", entry.name, misses.join("\n"));
+        panic!("ktstr_test '{}' failed, but not as pinned:\n{}", entry.full_name(), misses.join("\n"));
     }
     eprintln!(
         "{} failed as expected (expect_err): {}",
@@ -288,7 +292,12 @@ fn monitored(opts: &RunOptions, repro: bool) -> bool {
 }
 
 fn header(entry: &KtstrTestEntry) -> ReportHeader<'static> {
-    ReportHeader { test: entry.name, scheduler: entry.scheduler.map(|s| s.name), topology: entry.topology }
+    ReportHeader {
+        test: entry.full_name(),
+        scheduler: entry.scheduler.map(|s| s.name),
+        topology: entry.topology,
+        preset: entry.preset.map(|p| p.name),
+    }
 }
 
 /// What a VM is booted for.
@@ -354,6 +363,7 @@ pub(super) fn prepare(
 
     let attach_timeout_s = if launch.is_some() { 30 } else { 0 };
     let plan = GuestPlan {
+        // The guest finds the function by its own name, variant or not.
         test_name: entry.name.to_string(),
         topology: entry.topology,
         scheduler: launch,
