@@ -114,6 +114,7 @@ enum Cmd {
 }
 
 fn main() {
+    ktstr::init_tracing();
     let Cargo::Ktstr(cli) = Cargo::parse();
     let res = match cli.cmd {
         Cmd::Doctor(args) => doctor_cmd::run(args),

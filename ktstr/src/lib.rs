@@ -52,6 +52,22 @@ pub use ktstr_macros::ktstr_test;
 // own unit tests use it.
 extern crate self as ktstr;
 
+/// Host-side tracing to stderr when `RUST_LOG` asks for it
+/// (`RUST_LOG=ktstr=debug`): which kernel and image a run uses and why,
+/// QEMU's command line, CPU slot waits, auto-repro's decisions and why a
+/// probe did not attach. Silent without `RUST_LOG`; a second call is a
+/// no-op.
+pub fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_none() {
+        return;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
 /// Used by `#[ktstr_test]` expansions; not a stable API.
 #[doc(hidden)]
 pub mod __private {
@@ -69,6 +85,7 @@ pub mod __private {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             crate::guest::maybe_run_as_init();
+            crate::init_tracing();
             crate::test_support::shell::maybe_run_shell();
             crate::test_support::gauntlet::maybe_handle_args();
         });

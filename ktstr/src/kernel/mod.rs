@@ -120,7 +120,16 @@ pub fn cache_dir() -> PathBuf {
 /// Fast: no network, no subprocess.
 pub fn resolve(explicit: Option<&str>) -> Result<KernelImage, KernelError> {
     let spec = resolve::pick_spec(explicit);
-    resolve::resolve_in(&KernelStore::default_location(), spec.as_ref().map(|(s, o)| (s.as_str(), *o)))
+    let k = resolve::resolve_in(&KernelStore::default_location(), spec.as_ref().map(|(s, o)| (s.as_str(), *o)))?;
+    match &spec {
+        Some((s, origin)) => {
+            tracing::debug!(release = %k.release, image = %k.vmlinuz.display(), "kernel `{s}` from {origin}")
+        }
+        None => {
+            tracing::debug!(release = %k.release, image = %k.vmlinuz.display(), "kernel: the newest cached with sched_ext")
+        }
+    }
+    Ok(k)
 }
 
 /// Cached kernels, newest release first.

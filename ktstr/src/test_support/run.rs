@@ -221,7 +221,14 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
     let mut report = report::render(&header, &outcome, &reasons, report::verbose_requested());
     let mut repro_outcome = None;
     let wanted = opts.auto_repro.unwrap_or(entry.auto_repro) && !entry.expect_err;
-    if let Some(mut plan) = repro::plan_for(&outcome).filter(|_| wanted) {
+    let plan = repro::plan_for(&outcome);
+    match (&plan, wanted) {
+        (None, _) => tracing::debug!("auto-repro: not a scheduler crash or exit, nothing to replay"),
+        (Some(_), false) if entry.expect_err => tracing::debug!("auto-repro: skipped, the test pins this failure"),
+        (Some(_), false) => tracing::debug!("auto-repro: off for this test (auto_repro = false)"),
+        (Some(p), true) => tracing::debug!(stack = ?p.stack, "auto-repro: replaying in a second VM"),
+    }
+    if let Some(mut plan) = plan.filter(|_| wanted) {
         plan.break_trigger = opts.break_repro_trigger;
         let (section, r) = run_repro(entry, opts, &kernel, &outcome, plan);
         report.push_str(&section);
@@ -264,6 +271,23 @@ fn run_repro(
     match run {
         Ok(mut r) => {
             let wall = started.elapsed();
+            if let Some(p) = r.probe_trail.as_ref().map(|t| &t.pipeline) {
+                for (name, why) in &p.dropped {
+                    tracing::debug!("auto-repro: probe target {name} dropped: {why}");
+                }
+                for (name, why) in &p.attach_failed {
+                    tracing::debug!("auto-repro: {name} not attached: {why}");
+                }
+                tracing::debug!(
+                    trigger = ?p.trigger,
+                    kprobes = p.kprobes_attached,
+                    fentry = p.fentry_attached,
+                    fexit = p.fexit_attached,
+                    events = p.events_captured,
+                    setup_ms = p.setup_ms,
+                    "auto-repro: probes"
+                );
+            }
             let debug_vmlinux = kernel.debug_vmlinux();
             let note = r.probe_trail.as_mut().and_then(|t| repro::add_kernel_sources(t, debug_vmlinux.as_deref()));
             (repro::render(primary, Ok(&r), wall, note.as_deref()), Some(r))

@@ -71,7 +71,9 @@ pub fn tcg_for(vcpus: u32) -> Accel {
 
 /// Picks the accelerator for a VM with `vcpus` vCPUs booting `kernel`.
 pub fn choose(vcpus: u32, kernel: &Path) -> anyhow::Result<Accel> {
-    decide(vcpus, kernel).map(|(accel, _)| accel)
+    let (accel, why) = decide(vcpus, kernel)?;
+    tracing::debug!(?accel, vcpus, "accelerator: {why}");
+    Ok(accel)
 }
 
 /// [`choose`], with the reason in words (for `cargo ktstr doctor`).

@@ -94,6 +94,7 @@ impl ImageSpec {
         }
         let path = dir.join(format!("{:032x}.cpio", h.digest128()));
         if path.exists() {
+            tracing::debug!(path = %path.display(), "initramfs: cached image reused");
             // Touch so eviction keeps recently used images.
             let _ = std::fs::File::options()
                 .append(true)
@@ -106,6 +107,7 @@ impl ImageSpec {
         write_cpio(&mut out, contents.iter().map(|(g, b, m)| (*g, b.as_slice(), *m)))?;
         out.into_inner()?.sync_all()?;
         std::fs::rename(&tmp, &path)?;
+        tracing::debug!(path = %path.display(), files = contents.len(), "initramfs: built and cached");
         evict_old(&dir);
         Ok(path)
     }

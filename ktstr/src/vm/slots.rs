@@ -25,6 +25,7 @@ fn acquire_in(dir: &Path, want: u32, total: u32, wait_limit: Duration) -> anyhow
     std::fs::create_dir_all(dir)?;
     let want = want.clamp(1, total.max(1));
     let started = Instant::now();
+    let _waited = Waited { started, want, total };
     let timed_out = || {
         anyhow::anyhow!(
             "waited {}s for {want} of {total} host CPU slots in {}: other ktstr VMs hold them \
@@ -53,6 +54,30 @@ fn acquire_in(dir: &Path, want: u32, total: u32, wait_limit: Duration) -> anyhow
         drop(held);
         anyhow::ensure!(started.elapsed() < wait_limit, timed_out());
         std::thread::sleep(backoff());
+    }
+}
+
+/// Says how long the slots took, when they were not free at once: a run
+/// that seems slow may have queued behind other VMs.
+struct Waited {
+    started: Instant,
+    want: u32,
+    total: u32,
+}
+
+impl Drop for Waited {
+    fn drop(&mut self) {
+        let waited = self.started.elapsed();
+        if waited > Duration::from_millis(500) {
+            tracing::info!(
+                want = self.want,
+                total = self.total,
+                "waited {:.1}s for host CPU slots",
+                waited.as_secs_f64()
+            );
+        } else {
+            tracing::debug!(want = self.want, total = self.total, "host CPU slots taken");
+        }
     }
 }
 
