@@ -37,6 +37,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
 pub fn run_nextest(kernel: &ktstr::kernel::KernelImage, args: &[String]) -> anyhow::Result<i32> {
     eprintln!("cargo ktstr: kernel {} ({})", kernel.release, kernel.vmlinuz.display());
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let nextest = Command::new(&cargo).args(["nextest", "--version"]).output();
+    anyhow::ensure!(
+        nextest.is_ok_and(|o| o.status.success()),
+        "cargo-nextest is not installed: `cargo ktstr test` runs the tests through it. Install it with \
+         `cargo install cargo-nextest --locked`"
+    );
     let started = SystemTime::now();
     let status = Command::new(&cargo)
         .args(["nextest", "run", "--workspace"])
