@@ -48,10 +48,6 @@ pub mod workload;
 
 pub use ktstr_macros::ktstr_test;
 
-// `#[ktstr_test]` expands to `::ktstr::...` paths; this lets the crate's
-// own unit tests use it.
-extern crate self as ktstr;
-
 /// Host-side tracing to stderr when `RUST_LOG` asks for it
 /// (`RUST_LOG=ktstr=debug`): which kernel and image a run uses and why,
 /// QEMU's command line, CPU slot waits, auto-repro's decisions and why a
