@@ -29,8 +29,7 @@ struct Args {
 }
 
 /// libtest options that take a value (the value is not a filter).
-const WITH_VALUE: &[&str] =
-    &["--format", "--test-threads", "--color", "--logfile", "--shuffle-seed", "-Z", "--report-time"];
+const WITH_VALUE: &[&str] = &["--format", "--test-threads", "--color", "--logfile", "--shuffle-seed", "-Z"];
 
 fn parse(args: &[String]) -> Args {
     let mut a = Args::default();
