@@ -80,9 +80,8 @@ pub fn fetch_debug_vmlinux(store: &KernelStore, release: &str) -> Result<PathBuf
     }
     // Refuse a file the line lookup cannot use, before it is cached.
     SourceLines::open(&vmlinux)?;
-    let tmp = entry.join(format!(".{DEBUG_VMLINUX}.{}.tmp", std::process::id()));
-    fs::rename(&vmlinux, &tmp).or_else(|_| fs::copy(&vmlinux, &tmp).map(|_| ()))?;
-    fs::rename(&tmp, &dest).with_context(|| format!("installing {}", dest.display()))?;
+    // Staging is inside the cache: one rename, atomic, of a complete file.
+    fs::rename(&vmlinux, &dest).with_context(|| format!("installing {}", dest.display()))?;
     progress.finish();
     tracing::info!(release, bytes = size, path = %dest.display(), "fetched debug vmlinux");
     Ok(dest)
