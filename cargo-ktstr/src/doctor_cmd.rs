@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::setup_plan::MIN_QEMU_MAJOR;
+use ktstr_setup::plan::MIN_QEMU_MAJOR;
 
 #[derive(clap::Args)]
 pub struct DoctorArgs {}

@@ -4,8 +4,6 @@ mod doctor_cmd;
 mod kernel_cmd;
 mod replay_cmd;
 mod runs;
-mod setup_cmd;
-mod setup_plan;
 mod shell_cmd;
 mod test_cmd;
 
@@ -65,7 +63,7 @@ enum Cmd {
     #[command(verbatim_doc_comment)]
     Replay(replay_cmd::ReplayArgs),
     /// Install the Debian packages ktstr needs on this host (QEMU 10, clang-19, ...).
-    Setup(setup_cmd::SetupArgs),
+    Setup(ktstr_setup::SetupArgs),
     /// Boot a test's VM (topology, memory, scheduler) and get a shell in it
     ///
     /// Builds the workspace's test binaries, finds the #[ktstr_test] named
@@ -120,7 +118,7 @@ fn main() {
         Cmd::Doctor(args) => doctor_cmd::run(args),
         Cmd::Kernel(args) => kernel_cmd::run(args),
         Cmd::Replay(args) => replay_cmd::run(args),
-        Cmd::Setup(args) => setup_cmd::run(args),
+        Cmd::Setup(args) => ktstr_setup::run(args),
         Cmd::Shell(args) => shell_cmd::run(args),
         Cmd::Test(args) => test_cmd::run(args),
     };

@@ -29,7 +29,6 @@ pub mod cache;
 pub mod channel;
 pub mod check;
 pub mod crash;
-pub mod debian;
 pub mod dump;
 pub mod guest;
 pub mod kernel;
@@ -47,6 +46,9 @@ pub mod vm;
 pub mod workload;
 
 pub use ktstr_macros::ktstr_test;
+/// The host's Debian, from the set-up crate (which builds before any
+/// system package is installed); kernel fetches ask it for the archive.
+pub use ktstr_setup::debian;
 
 /// Host-side tracing to stderr when `RUST_LOG` asks for it
 /// (`RUST_LOG=ktstr=debug`): which kernel and image a run uses and why,

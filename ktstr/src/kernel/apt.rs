@@ -15,12 +15,10 @@ use std::process::{Command, Output};
 use anyhow::{bail, Context, Result};
 
 use crate::debian::HostDebian;
-pub use crate::debian::{parse_stanzas, Stanza};
+pub use crate::debian::{parse_stanzas, Stanza, DEBIAN_KEYRING};
 
 /// Overrides the keyring used to verify the archive's signatures.
 pub const KEYRING_ENV: &str = "KTSTR_APT_KEYRING";
-/// Debian's archive keyring as installed by `debian-archive-keyring`.
-pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 /// The archive URI and a keyring to verify it with.
 fn archive() -> Result<(String, PathBuf)> {

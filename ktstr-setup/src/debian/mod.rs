@@ -17,6 +17,9 @@ use anyhow::{Context, Result};
 pub use control::{parse_stanzas, Stanza};
 pub use sources::{parse_deb822, parse_one_line, pick_archive, read_sources, SourceEntry};
 
+/// Debian's archive keyring as installed by `debian-archive-keyring`.
+pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
 /// Overrides the archive URI (`http://<mirror>/debian`).
 pub const MIRROR_ENV: &str = "KTSTR_DEBIAN_MIRROR";
 

@@ -1,4 +1,4 @@
-//! Set-up's decisions against sample machines (tests/fixtures/hosts/*:
+//! Set-up's decisions against sample machines (tests/fixtures/*:
 //! real `os-release`, apt sources and dpkg status files captured from a
 //! fresh bookworm machine, varied by layout), through the same command
 //! `scripts/setup` runs, with `--dry-run --root` so the machine's own apt
@@ -8,15 +8,15 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn setup(host: &str, extra: &[&str]) -> (bool, String) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts").join(host);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(host);
     assert!(root.is_dir(), "fixture {host} missing");
-    let out = Command::new(env!("CARGO_BIN_EXE_cargo-ktstr"))
-        .args(["ktstr", "setup", "--dry-run", "--root"])
+    let out = Command::new(env!("CARGO_BIN_EXE_ktstr-setup"))
+        .args(["--dry-run", "--root"])
         .arg(&root)
         .args(extra)
         .env_remove("KTSTR_DEBIAN_MIRROR")
         .output()
-        .expect("runs cargo-ktstr");
+        .expect("runs ktstr-setup");
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text.replace(&root.display().to_string(), "<root>"))
 }
@@ -141,10 +141,8 @@ fn not_debian_lists_what_to_install() {
 
 #[test]
 fn root_is_only_for_dry_runs() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cargo-ktstr"))
-        .args(["ktstr", "setup", "--root", "/tmp"])
-        .output()
-        .expect("runs cargo-ktstr");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_ktstr-setup")).args(["--root", "/tmp"]).output().expect("runs ktstr-setup");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dry-run"));
 }

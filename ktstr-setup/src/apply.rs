@@ -1,6 +1,6 @@
-//! `cargo ktstr setup`: installs the Debian packages ktstr needs on the
-//! host (QEMU 10, clang-19, libelf, ...), adding bookworm-backports from
-//! the machine's own mirror when QEMU must come from there.
+//! Carrying out a [`SetupPlan`]: installs the Debian packages ktstr needs
+//! on the host (QEMU 10, clang-19, libelf, ...), adding bookworm-backports
+//! from the machine's own mirror when QEMU must come from there.
 //! `--dry-run` prints the decisions only; `--root` decides for a sample
 //! tree instead of `/` (the tests use it).
 
@@ -8,12 +8,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::debian::HostDebian;
+use crate::plan::{plan, Install, SetupPlan};
 use anyhow::{bail, Context, Result};
-use ktstr::debian::HostDebian;
 
-use crate::setup_plan::{plan, Install, SetupPlan};
-
-#[derive(clap::Args)]
+/// The arguments of `ktstr-setup` and `cargo ktstr setup`.
+#[derive(clap::Args, Debug)]
 pub struct SetupArgs {
     /// Print what would be installed, and from where, without doing it.
     #[arg(long)]
@@ -27,6 +27,7 @@ pub struct SetupArgs {
     test_tools: bool,
 }
 
+/// Decides, prints the decisions, and (unless `--dry-run`) installs.
 pub fn run(args: SetupArgs) -> Result<()> {
     let host = HostDebian::read(&args.root);
     let plan = plan(&host, args.test_tools)?;
@@ -74,7 +75,8 @@ struct Root {
 
 impl Root {
     fn detect() -> Result<Root> {
-        if nix::unistd::geteuid().is_root() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
             return Ok(Root { sudo: false });
         }
         if which("sudo") {

@@ -1,13 +1,13 @@
 //! What host set-up would do on a machine: which Debian packages are
 //! missing and which archive each comes from. Decided from files only
-//! (see [`ktstr::debian::HostDebian`]), so it is tested against sample
+//! (see [`crate::debian::HostDebian`]), so it is tested against sample
 //! apt layouts without touching the machine.
 
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::debian::{upstream_major, Archive, HostDebian, DEBIAN_KEYRING};
 use anyhow::{bail, Result};
-use ktstr::debian::{upstream_major, Archive, HostDebian};
 
 /// QEMU older than this panicked in early TCG boots (bookworm's 7.2).
 pub const MIN_QEMU_MAJOR: u32 = 10;
@@ -112,7 +112,7 @@ pub fn plan(host: &HostDebian, test_tools: bool) -> Result<SetupPlan> {
             Some(e) => plan.backports_from = Some(e.file.display().to_string()),
             None => {
                 let archive = plan.archive.as_ref().expect("set above");
-                let keyring = archive.signed_by.as_deref().unwrap_or(ktstr::kernel::apt::DEBIAN_KEYRING);
+                let keyring = archive.signed_by.as_deref().unwrap_or(DEBIAN_KEYRING);
                 let text = format!(
                     "# Written by ktstr's set-up: QEMU {MIN_QEMU_MAJOR} for TCG guests.\n\
                      Types: deb\nURIs: {}\nSuites: {suite}\nComponents: main\nSigned-By: {keyring}\n",
