@@ -122,15 +122,20 @@ pub fn plan(host: &HostDebian, test_tools: bool) -> Result<SetupPlan> {
             }
         }
     }
-    // QEMU gets an install of its own only when it comes from another suite.
-    if let Some(suite) = qemu_suite {
-        plan.installs.push(Install { packages: vec![QEMU_PKG.into()], suite: Some(suite) });
+    // QEMU gets an install of its own only when it comes from another
+    // suite, and last: `-t <codename>-backports` prefers that suite for
+    // every package the call installs, dependencies too, so on a fresh
+    // machine QEMU would pull backports' libelf1, which the release's
+    // libelf-dev (needing its own libelf1 exactly) then cannot join. With
+    // the release's packages in first, QEMU's dependencies are already met.
+    let backports_qemu = qemu_suite.map(|suite| Install { packages: vec![QEMU_PKG.into()], suite: Some(suite) });
+    if backports_qemu.is_some() {
         missing.retain(|p| p != QEMU_PKG);
     }
-    let rest = missing;
-    if !rest.is_empty() {
-        plan.installs.push(Install { packages: rest, suite: None });
+    if !missing.is_empty() {
+        plan.installs.push(Install { packages: missing, suite: None });
     }
+    plan.installs.extend(backports_qemu);
     Ok(plan)
 }
 

@@ -27,9 +27,11 @@ fn ok(host: &str, extra: &[&str]) -> String {
     text
 }
 
+// The release's own packages first: QEMU's install from backports would
+// otherwise bring backports' libelf1, which bookworm's libelf-dev refuses.
 const FRESH_INSTALLS: &str = "\
-setup: install from bookworm-backports: qemu-system-x86
 setup: install from bookworm: clang-19 libelf-dev busybox-static
+setup: install from bookworm-backports: qemu-system-x86
 setup: already installed: zlib1g-dev pkg-config make debian-archive-keyring
 ";
 
