@@ -52,7 +52,7 @@ pub fn run(args: KernelArgs) -> Result<()> {
     match args.cmd {
         KernelCmd::Fetch { suite, flavour, allow_without_sched_ext, debug_info } => {
             let started = Instant::now();
-            let k = kernel::fetch(&FetchOptions { suite, flavour, allow_without_sched_ext })?;
+            let k = kernel::fetch(&FetchOptions { suite, flavour, allow_without_sched_ext, release: None })?;
             eprintln!(
                 "kernel {} (sched_ext: {}) ready in {:.1}s",
                 k.release,

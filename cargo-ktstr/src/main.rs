@@ -1,12 +1,6 @@
 //! `cargo ktstr`: runs ktstr tests and manages guest kernels.
 
-mod doctor_cmd;
-mod kernel_cmd;
-mod replay_cmd;
-mod runs;
-mod shell_cmd;
-mod test_cmd;
-
+use cargo_ktstr::{doctor_cmd, kernel_cmd, replay_cmd, shell_cmd, test_cmd};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -23,7 +17,7 @@ enum Cargo {
 Start here:
   cargo ktstr doctor                     what this host has and lacks, with fixes
   cargo ktstr test                       every #[ktstr_test] in the workspace, each in its own VM
-  cargo ktstr replay --exec              the tests that failed last time, again
+  cargo ktstr replay                     the tests that failed last time, again
 
 Environment:
   KTSTR_KERNEL=7.3|PATH      the guest kernel (as --kernel)
@@ -48,18 +42,20 @@ enum Cmd {
     Doctor(doctor_cmd::DoctorArgs),
     /// Download, list and inspect guest kernels.
     Kernel(kernel_cmd::KernelArgs),
-    /// List what failed in the last `cargo ktstr test` run, or run it again (--exec)
+    /// Run the tests that failed in the last `cargo ktstr test` again (--list: only list them)
     ///
     /// Reads the record `cargo ktstr test` leaves in the run directory:
     /// each failed test with its nextest binary, its variant (scheduler,
-    /// topology) and the kernel it booted. Without --exec it lists them
-    /// with their failure dumps and stats files; with --exec it runs
-    /// exactly those tests again through cargo nextest, on the same
-    /// kernel, ignored tests included (a failing demo stays reachable).
+    /// topology) and the kernel it booted, and runs exactly those tests
+    /// again through cargo nextest, on the same kernel, ignored tests
+    /// included (a failing demo stays reachable). With --list it only
+    /// lists them with their failure dumps and stats files. --exec, as
+    /// the test outputs block writes it, is the default.
     ///
     /// Examples:
-    ///   cargo ktstr replay                            what failed, and where its outputs are
-    ///   cargo ktstr replay --filter crash --exec      re-run the failures whose name has `crash`
+    ///   cargo ktstr replay                            everything that failed last time, again
+    ///   cargo ktstr replay --filter crash             only the failures whose name has `crash`
+    ///   cargo ktstr replay --list                     what failed, and where its outputs are
     #[command(verbatim_doc_comment)]
     Replay(replay_cmd::ReplayArgs),
     /// Install the Debian packages ktstr needs on this host (QEMU 10, clang-19, ...).
@@ -90,6 +86,9 @@ enum Cmd {
     /// Examples:
     ///   cargo ktstr shell --test boots_and_schedules
     ///   cargo ktstr shell --test boots_and_schedules --dmesg --kernel 7.3
+    ///   cargo ktstr shell --test boots_and_schedules --include sched.json   (at /include/sched.json)
+    ///
+    /// `ktstr shell` is the same command.
     #[command(verbatim_doc_comment)]
     Shell(shell_cmd::ShellArgs),
     /// Run ktstr tests with cargo nextest (fetching a kernel if none is cached)

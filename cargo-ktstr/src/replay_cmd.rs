@@ -1,6 +1,8 @@
-//! `cargo ktstr replay [--filter NAME] [--exec]`: what failed in the last
-//! `cargo ktstr test` run, and, with `--exec`, those tests run again on
-//! the same kernel image, each selected in its own test binary.
+//! `cargo ktstr replay [--filter NAME] [--list]`: the tests that failed in
+//! the last `cargo ktstr test` run, run again on the same kernel image,
+//! each selected in its own test binary; with `--list`, only what failed
+//! and where its outputs are. `--exec` (the spec's outputs block writes
+//! it) is the default, and kept.
 
 use anyhow::{bail, Context};
 
@@ -11,7 +13,10 @@ pub struct ReplayArgs {
     /// Only the failed tests whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
-    /// Run them again (ignored tests included) instead of listing them.
+    /// List them, with their outputs, instead of running them again.
+    #[arg(long, conflicts_with = "exec")]
+    list: bool,
+    /// Run them again, ignored tests included (the default).
     #[arg(long)]
     exec: bool,
 }
@@ -31,7 +36,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    if !args.exec {
+    if args.list {
         eprintln!(
             "cargo ktstr replay: {} failed in the last run (kernel {}, {})",
             picked.len(),
@@ -40,7 +45,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         );
         for f in &picked {
             eprintln!("  FAILED {} [{}]", f.test, f.what);
-            eprintln!("    rerun: cargo ktstr replay --filter {} --exec", f.test);
+            eprintln!("    rerun: cargo ktstr replay --filter {}", f.test);
         }
         return Ok(());
     }

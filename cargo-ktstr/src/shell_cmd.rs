@@ -1,5 +1,6 @@
-//! `cargo ktstr shell --test NAME [--dmesg] [--kernel K] [-p PKG]`: boots
-//! a VM the way that test would (topology, memory, scheduler attached)
+//! `cargo ktstr shell --test NAME [--dmesg] [--kernel K] [-p PKG]
+//! [--include PATH]...` (and `ktstr shell`, the same): boots a VM the way
+//! that test would (topology, memory, scheduler attached, include files)
 //! and gives the user a shell in it.
 //!
 //! A `#[ktstr_test]` is registered only inside its own test binary, so
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
-use ktstr::test_support::shell::{has_ktstr_tests, DMESG_ARG, SHELL_ARG};
+use ktstr::test_support::shell::{has_ktstr_tests, DMESG_ARG, INCLUDE_ARG, SHELL_ARG};
 use serde_json::Value;
 
 #[derive(clap::Args)]
@@ -27,24 +28,38 @@ pub struct ShellArgs {
     /// you work. Without it only errors and the shell are shown.
     #[arg(long)]
     dmesg: bool,
-    /// Kernel: a cached version (`7.3`), a vmlinuz/bzImage path, or a
-    /// kernel build tree. Default: KTSTR_KERNEL, else the newest cached
-    /// kernel, fetched first if the cache is empty.
+    /// Kernel: a version (`7.3`: the newest cached 7.3.x, else fetched
+    /// from Debian's archive), a vmlinuz/bzImage path, or a kernel build
+    /// tree. Default: KTSTR_KERNEL, else the newest cached kernel, fetched
+    /// first if the cache is empty.
     #[arg(long)]
     kernel: Option<String>,
     /// Build and search only this package's test binaries (default: the
     /// whole workspace).
     #[arg(short = 'p', long, value_name = "PACKAGE")]
     package: Option<String>,
+    /// A host file or directory to copy into the guest, at
+    /// /include/<its name> (a directory with its tree); may be repeated.
+    /// Added to the test's own `include_files`.
+    #[arg(long, value_name = "PATH")]
+    include: Vec<PathBuf>,
 }
 
 pub fn run(args: ShellArgs) -> anyhow::Result<()> {
     // The cheap checks first: each names its fix before a long build.
     ktstr::vm::busybox::find()?;
-    let kernel = match &args.kernel {
-        Some(spec) => ktstr::kernel::resolve(Some(spec))?,
-        None => ktstr::kernel::ensure_default()?,
-    };
+    // Absolute: the test binary runs in its package's directory.
+    let include: Vec<PathBuf> = args
+        .include
+        .iter()
+        .map(|p| {
+            std::path::absolute(p)
+                .ok()
+                .filter(|a| a.exists())
+                .with_context(|| format!("--include {}: no such file or directory", p.display()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let kernel = ktstr::kernel::ensure(args.kernel.as_deref())?;
     let name = args.test.rsplit("::").next().unwrap_or(&args.test).to_string();
     let suites = list_tests(args.package.as_deref())?;
     let found = find_suites(&suites, &args.test);
@@ -75,6 +90,9 @@ pub fn run(args: ShellArgs) -> anyhow::Result<()> {
     cmd.args([SHELL_ARG, &name]).env("KTSTR_KERNEL", &kernel.vmlinuz);
     if args.dmesg {
         cmd.arg(DMESG_ARG);
+    }
+    for p in &include {
+        cmd.arg(INCLUDE_ARG).arg(p);
     }
     if let Some(cwd) = &suite.cwd {
         // Where cargo and nextest run this binary's tests.

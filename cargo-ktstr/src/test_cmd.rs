@@ -12,9 +12,10 @@ use crate::runs;
 
 #[derive(clap::Args)]
 pub struct TestArgs {
-    /// Kernel for every test: a cached version (`7.3`), a vmlinuz/bzImage
-    /// path, or a kernel build tree. Default: the newest cached kernel,
-    /// fetched first if the cache is empty.
+    /// Kernel for every test: a version (`7.3`: the newest cached 7.3.x,
+    /// else fetched from Debian's archive), a vmlinuz/bzImage path, or a
+    /// kernel build tree. Default: KTSTR_KERNEL, else the newest cached
+    /// kernel, fetched first if the cache is empty.
     #[arg(long)]
     kernel: Option<String>,
     /// Arguments passed to `cargo nextest run` (after `--`), e.g.
@@ -24,10 +25,7 @@ pub struct TestArgs {
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<()> {
-    let kernel = match &args.kernel {
-        Some(spec) => ktstr::kernel::resolve(Some(spec))?,
-        None => ktstr::kernel::ensure_default()?,
-    };
+    let kernel = ktstr::kernel::ensure(args.kernel.as_deref())?;
     let code = run_nextest(&kernel, &args.nextest_args)?;
     std::process::exit(code);
 }

@@ -1,6 +1,8 @@
 //! `cargo ktstr test` then `cargo ktstr replay`, for real: a VM test that
-//! fails, the outputs block naming it, replay listing it from the run's
-//! record, and `--exec` running it again on the same kernel image.
+//! fails, the outputs block naming it, `replay --list` listing it from the
+//! run's record, and a bare `cargo ktstr replay` (spec 004: "re-run
+//! everything that failed last session") running it again on the same
+//! kernel image; `--exec`, as the outputs block writes it, does the same.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -43,23 +45,29 @@ fn replay_lists_and_reruns_the_last_failures() {
         assert!(text.contains(want), "no {want:?} in the outputs block:\n{text}");
     }
 
-    let listed = cargo_ktstr(&out, &["replay"]);
+    let listed = cargo_ktstr(&out, &["replay", "--list"]);
     assert!(listed.status.success());
     let text = stderr(&listed);
     assert!(text.starts_with("cargo ktstr replay: 1 failed in the last run (kernel "), "{text}");
     assert!(text.contains("\n  FAILED replay_target [eevdf 1n1l1c1t]\n"), "{text}");
+    assert!(text.contains("\n    rerun: cargo ktstr replay --filter replay_target\n"), "{text}");
 
     let none = cargo_ktstr(&out, &["replay", "--filter", "no_such_test"]);
+    assert!(none.status.success(), "nothing to re-run is not an error");
     assert!(stderr(&none).contains("no failed test matching `no_such_test` in the last run"), "{}", stderr(&none));
 
-    let again = cargo_ktstr(&out, &["replay", "--filter", "replay_target", "--exec"]);
+    // The spec's command as written: no flag re-runs everything that failed.
+    let again = cargo_ktstr(&out, &["replay"]);
     assert!(!again.status.success(), "the rerun fails the same way");
     let text = stderr(&again);
-    assert!(
-        text.contains("cargo ktstr replay: running 1 again: (binary_id(cargo-ktstr::replay) & test(=replay_target))"),
-        "{text}"
-    );
+    let rerun = "cargo ktstr replay: running 1 again: (binary_id(cargo-ktstr::replay) & test(=replay_target))";
+    assert!(text.contains(rerun), "{text}");
     assert!(text.contains("failing on purpose, for cargo ktstr replay"), "the VM ran the test again:\n{text}");
     assert!(text.contains("\n  FAILED replay_target [eevdf 1n1l1c1t]\n"), "{text}");
+
+    // The outputs block's own line, with --exec, runs it the same way.
+    let exec = cargo_ktstr(&out, &["replay", "--filter", "replay_target", "--exec"]);
+    assert!(!exec.status.success(), "the rerun fails the same way");
+    assert!(stderr(&exec).contains(rerun), "{}", stderr(&exec));
     let _ = std::fs::remove_dir_all(&out);
 }

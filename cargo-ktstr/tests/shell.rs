@@ -1,7 +1,8 @@
-//! `cargo ktstr shell`, for real, through a pseudo-terminal as a user
-//! would have it: the VM of a #[ktstr_test] with a scheduler boots, the
-//! shell's prompt comes, commands run in the guest and their output comes
-//! back, and `exit` (or Ctrl-D) powers the VM off with status 0.
+//! `cargo ktstr shell` and `ktstr shell`, for real, through a
+//! pseudo-terminal as a user would have it: the VM of a #[ktstr_test] with
+//! a scheduler boots, the shell's prompt comes, an `--include`d file is in
+//! the guest, commands run there and their output comes back, and `exit`
+//! (or Ctrl-D) powers the VM off with status 0.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -58,7 +59,14 @@ impl Drop for Session {
 }
 
 impl Session {
+    /// `cargo ktstr <args>` on the slave side of a new pty, as its
+    /// controlling terminal; everything it writes is collected.
     fn start(args: &[&str]) -> Session {
+        Session::start_bin(env!("CARGO_BIN_EXE_cargo-ktstr"), &[&["ktstr"][..], args].concat())
+    }
+
+    /// `<bin> <args>` (`cargo-ktstr ktstr ...` or `ktstr ...`) on a new pty.
+    fn start_bin(bin: &str, args: &[&str]) -> Session {
         if let Err(e) = ktstr::vm::busybox::find() {
             panic!("the shell test needs busybox on this host: {e:#}");
         }
@@ -68,8 +76,8 @@ impl Session {
         // keep it from ever hanging up, and the reader from ending.
         nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).unwrap();
         let slave = File::from(pty.slave);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-ktstr"));
-        cmd.arg("ktstr").args(args);
+        let mut cmd = Command::new(bin);
+        cmd.args(args);
         cmd.stdin(slave.try_clone().unwrap()).stdout(slave.try_clone().unwrap()).stderr(slave);
         // SAFETY: between fork and exec; setsid and ioctl only. The pty
         // becomes the session's controlling terminal, as in a real login.
@@ -136,7 +144,7 @@ impl Session {
         text.replace('\r', "")
     }
 
-    /// QEMU, the grandchild (cargo-ktstr → test binary → QEMU).
+    /// QEMU, the grandchild (cargo-ktstr or ktstr → test binary → QEMU).
     fn qemu_pid(&self) -> u32 {
         let parent_of = |pid: u32| -> Option<(u32, String)> {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -150,7 +158,7 @@ impl Session {
             }
             None => false,
         });
-        qemu.unwrap_or_else(|| panic!("no QEMU under cargo-ktstr (pid {})", self.child.id()))
+        qemu.unwrap_or_else(|| panic!("no QEMU under the shell command (pid {})", self.child.id()))
     }
 
     /// Waits for cargo-ktstr to end and the terminal to be let go of.
@@ -171,13 +179,28 @@ impl Session {
     }
 }
 
+/// `ktstr shell` (spec 004: "a flag on `cargo ktstr shell` / `ktstr
+/// shell`"), with an include file given on the command line.
 #[test]
 fn shell_runs_commands_in_the_tests_vm() {
-    let mut s = Session::start(&["shell", "--test", "shell_target"]);
+    let dir = std::env::temp_dir().join(format!("ktstr-shell-include-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("sched-notes.txt");
+    std::fs::write(&file, "included from the host: 6c1e\n").unwrap();
+    let mut s = Session::start_bin(
+        env!("CARGO_BIN_EXE_ktstr"),
+        &["shell", "--test", "shell_target", "--include", file.to_str().unwrap()],
+    );
     s.expect("ktstr shell: booting shell_target [sched=scx-ktstr] [topo=1n1l3c1t] with 1024 MB", BUILD_LIMIT);
-    let banner = s.expect(PROMPT, BOOT_LIMIT);
+    let banner = s.expect(PROMPT, BOOT_LIMIT).replace('\r', "");
+    std::fs::remove_dir_all(&dir).unwrap();
     assert!(banner.contains("scheduler: scx-ktstr, attached, pid "), "{banner}");
+    assert!(banner.contains("\ninclude files: /include/sched-notes.txt\n"), "{banner}");
     let qemu = s.qemu_pid();
+
+    // The include file, as it was on the host.
+    let out = s.run("cat /include/sched-notes.txt");
+    assert!(out.contains("\nincluded from the host: 6c1e\n"), "{out}");
 
     // The scheduler attached, the topology's CPUs, the test's memory.
     let out = s.run(
@@ -198,7 +221,7 @@ fn shell_runs_commands_in_the_tests_vm() {
     s.expect("ktstr shell: VM powered off", COMMAND_LIMIT);
     let transcript = s.transcript();
     let status = s.finish();
-    assert!(status.success(), "cargo ktstr shell ended with {status}:\n{transcript}");
+    assert!(status.success(), "ktstr shell ended with {status}:\n{transcript}");
     assert!(!transcript.contains("] ktstr-quiet-marker"), "kernel console shown without --dmesg:\n{transcript}");
     assert!(!std::path::Path::new(&format!("/proc/{qemu}")).exists(), "QEMU (pid {qemu}) is still running");
 }

@@ -64,7 +64,10 @@ fn sources() -> String {
         }
     }
     let joined = regex::Regex::new(r"\\\n\s*").unwrap().replace_all(&text, "");
-    joined.replace("{QEMU}", ktstr::vm::QEMU).replace("{KERNEL_ENV}", "KTSTR_KERNEL")
+    joined
+        .replace("{QEMU}", ktstr::vm::QEMU)
+        .replace("{KERNEL_ENV}", "KTSTR_KERNEL")
+        .replace("{INCLUDE_DIR}", ktstr::vm::initramfs::INCLUDE_DIR)
 }
 
 #[test]

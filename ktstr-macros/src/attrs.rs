@@ -8,7 +8,7 @@ const KNOWN: &str = "numa_nodes, llcs, cores, threads, memory_mb, duration_s, sc
                      not_starved, max_gap_ms, max_spread_pct, min_iteration_rate, bpf_map_write, expect_err, \
                      expect_scx_bpf_error_contains, expect_scx_bpf_error_matches, auto_repro, \
                      max_imbalance_ratio, max_local_dsq_depth, fail_on_stall, sustained_samples, \
-                     max_fallback_rate, max_keep_last_rate, gauntlet";
+                     max_fallback_rate, max_keep_last_rate, gauntlet, include_files";
 
 /// ktstr's `topology::gauntlet` presets, by name (the expansion refers to
 /// each preset's const, so a name missing there fails to compile too).
@@ -23,6 +23,8 @@ pub struct TestAttrs {
     pub duration_s: u64,
     pub scheduler: Option<Path>,
     pub extra_sched_args: Vec<LitStr>,
+    /// Host files or directories copied into the guest under `/include`.
+    pub include_files: Vec<LitStr>,
     /// Check thresholds; `None` defers to the scheduler's, then the defaults.
     pub not_starved: Option<bool>,
     pub max_gap_ms: Option<u64>,
@@ -60,6 +62,7 @@ impl Default for TestAttrs {
             duration_s: 10,
             scheduler: None,
             extra_sched_args: Vec::new(),
+            include_files: Vec::new(),
             not_starved: None,
             max_gap_ms: None,
             max_spread_pct: None,
@@ -119,6 +122,7 @@ impl Parse for TestAttrs {
                     }
                 },
                 "extra_sched_args" => a.extra_sched_args = string_array(v)?,
+                "include_files" => a.include_files = include_paths(v)?,
                 "not_starved" => a.not_starved = Some(boolean(v, &key)?),
                 "max_gap_ms" => a.max_gap_ms = Some(positive::<u64>(v, &key)?),
                 "max_spread_pct" => a.max_spread_pct = Some(number(v, &key)?),
@@ -207,6 +211,29 @@ fn string_array(v: &Expr) -> syn::Result<Vec<LitStr>> {
             _ => Err(err()),
         })
         .collect()
+}
+
+/// `include_files = ["conf", "data/x.json"]`: non-empty paths, each once.
+fn include_paths(v: &Expr) -> syn::Result<Vec<LitStr>> {
+    let err = |at: &dyn quote::ToTokens, what: &str| {
+        syn::Error::new_spanned(
+            at,
+            format!("`include_files` {what}, e.g. `[\"tests/data/sched.json\", \"tests/configs\"]` (copied into the guest under /include)"),
+        )
+    };
+    let Expr::Array(ExprArray { elems, .. }) = v else { return Err(err(v, "takes an array of path strings")) };
+    let mut out: Vec<LitStr> = Vec::new();
+    for e in elems {
+        let Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) = e else { return Err(err(e, "takes path strings")) };
+        if s.value().trim().is_empty() {
+            return Err(err(e, "has an empty path"));
+        }
+        if out.iter().any(|o| o.value() == s.value()) {
+            return Err(err(e, "names a path twice"));
+        }
+        out.push(s.clone());
+    }
+    Ok(out)
 }
 
 /// `gauntlet = ["smt-2llc", ...]`: known preset names, each once.

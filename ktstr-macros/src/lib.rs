@@ -62,6 +62,7 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
     let expect_contains = opt(a.expect_contains.as_ref().map(|s| quote!(#s)));
     let expect_matches = opt(a.expect_matches.as_ref().map(|s| quote!(#s)));
     let map_writes = &a.bpf_map_write;
+    let include_files = &a.include_files;
     // `smt-2llc` -> `::ktstr::topology::gauntlet::SMT_2LLC`.
     let presets = a.gauntlet.iter().map(|s| {
         let ident = format_ident!("{}", s.value().to_uppercase().replace('-', "_"), span = s.span());
@@ -86,6 +87,7 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
             memory_mb: #memory_mb,
             scheduler: #scheduler,
             extra_sched_args: &[#(#extra_sched_args),*],
+            include_files: &[#(#include_files),*],
             duration_s: #duration_s,
             checks: ::ktstr::test_support::Checks {
                 not_starved: #not_starved,

@@ -37,6 +37,10 @@ pub struct GuestPlan {
     /// shell instead of the test function, and power off when it exits.
     #[serde(default)]
     pub shell: Option<ShellPlan>,
+    /// The include files' top-level guest paths (`/include/<name>`), for
+    /// the shell's banner; the files themselves are in the initramfs.
+    #[serde(default)]
+    pub include: Vec<String>,
 }
 
 /// The guest's interactive shell (see [`GuestPlan::shell`]).

@@ -20,3 +20,16 @@ fn runs_under_eevdf(ctx: &Ctx) -> Result<AssertResult> {
 fn empty(_ctx: &Ctx) -> Result<AssertResult> {
     Ok(AssertResult::pass())
 }
+
+/// `include_files`: a directory from the package's tree is in the guest
+/// under /include, its contents and modes as on the host.
+#[ktstr_test(llcs = 1, cores = 1, include_files = ["tests/fixtures/guest-files"])]
+fn include_files_are_in_the_guest(_ctx: &Ctx) -> Result<AssertResult> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut r = AssertResult::pass();
+    let marker = std::fs::read_to_string("/include/guest-files/marker.txt").unwrap_or_else(|e| format!("error: {e}"));
+    r.check(marker == "ktstr include marker 7f3a\n", || format!("/include/guest-files/marker.txt: {marker:?}"));
+    let mode = std::fs::metadata("/include/guest-files/sub/hello.sh").map(|m| m.permissions().mode() & 0o777);
+    r.check(matches!(mode, Ok(0o755)), || format!("/include/guest-files/sub/hello.sh mode: {mode:?}, want 0755"));
+    Ok(r)
+}

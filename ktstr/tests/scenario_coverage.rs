@@ -1,6 +1,12 @@
-//! A scheduler crash, end to end: the host asks the guest to write the
-//! fixture's `crash` knob into its `.bss` once the workload runs, the
-//! scheduler calls scx_bpf_error, and the report leads with a BUG SUMMARY.
+//! The spec's crash tests, by the spec's names and in the file it names
+//! (spec 000, 001, 002, 004): a scheduler crash end to end. The host asks
+//! the guest to write the fixture scheduler's `crash` knob into its `.bss`
+//! once the workload runs, the scheduler calls scx_bpf_error, the report
+//! leads with a BUG SUMMARY, and auto-repro replays it with probes.
+//!
+//! These run under scx-ktstr, the workspace's fixture scheduler, found
+//! beside this test binary in the cargo target directory (`cargo ktstr
+//! test` and `./run` build the whole workspace).
 
 use ktstr::prelude::*;
 use ktstr::test_support::{find_test, run_ktstr_test, run_ktstr_test_with, RunOptions};
@@ -22,11 +28,27 @@ fn crash_regression(ctx: &Ctx) -> Result<AssertResult> {
     ktstr::scenario::basic::custom_crash_light(ctx)
 }
 
-/// The same crash, not expected: what `./run demo` shows a new user.
+/// spec 002's demo: the same crash, not expected, under a yield-heavy
+/// workload; what `./run demo` shows a new user, and what the spec's
+/// command runs:
+///
+/// ```sh
+/// cargo ktstr test --kernel 7.3 -- --run-ignored ignored-only -E 'test(demo_host_crash_auto_repro)'
+/// ```
 #[ktstr_test(scheduler = SCX_KTSTR, cores = 2, duration_s = 4, bpf_map_write = BPF_CRASH)]
-#[ignore = "a demo of a crash report (./run demo); auto_repro_without_the_trigger_says_why runs it"]
-fn demo_host_crash(ctx: &Ctx) -> Result<AssertResult> {
-    ktstr::scenario::basic::custom_crash_light(ctx)
+#[ignore = "a demo of a crash report and its auto-repro trail (./run demo); auto_repro_without_the_trigger_says_why runs it"]
+fn demo_host_crash_auto_repro(ctx: &Ctx) -> Result<AssertResult> {
+    scenario_yield_heavy(ctx)
+}
+
+/// spec 002's scenario: four yield-heavy workers in one cgroup, which keep
+/// the dispatch path (where the crash knob is read) busy.
+fn scenario_yield_heavy(ctx: &Ctx) -> Result<AssertResult> {
+    let steps = vec![Step::with_defs(
+        vec![CgroupDef::named("demo_workers").work_type(WorkType::YieldHeavy).workers(4)],
+        HoldSpec::FULL,
+    )];
+    execute_steps(ctx, steps)
 }
 
 /// A regression test whose matcher no longer fits the error text.
@@ -146,7 +168,7 @@ fn assert_post_mortem(dump: Option<&ktstr::dump::FailureDump>, run: &str) {
 /// captured, and the repro VM's tails still there.
 #[test]
 fn auto_repro_without_the_trigger_says_why() {
-    let entry = find_test("demo_host_crash").expect("registered");
+    let entry = find_test("demo_host_crash_auto_repro").expect("registered");
     let opts = RunOptions { break_repro_trigger: true, ..Default::default() };
     let f = run_ktstr_test_with(entry, &opts).expect_err("the crash knob must crash the scheduler");
     eprintln!("{}", f.report);
@@ -238,7 +260,7 @@ fn a_stall_is_summarized_with_the_kernel_watchdog_reason() {
 /// reader chases the startup failure instead of the repro's trail.
 #[test]
 fn a_crash_before_the_workload_is_labelled_in_the_repro() {
-    let entry = find_test("demo_host_crash").expect("registered");
+    let entry = find_test("demo_host_crash_auto_repro").expect("registered");
     let opts = RunOptions { extra_sched_args: Some(vec!["--fail-init".into()]), ..Default::default() };
     let f = run_ktstr_test_with(entry, &opts).expect_err("--fail-init must keep the scheduler from attaching");
     eprintln!("{}", f.report);

@@ -128,6 +128,9 @@ fn banner(plan: &GuestPlan, attached: Result<bool, &str>, pid: Option<u32>) -> S
         _ => "scheduler: none (the test has none): the kernel's default scheduler (EEVDF) runs\n".to_string(),
     };
     s += "mounted: /proc /sys /sys/fs/cgroup (cgroup2) /sys/kernel/tracing /sys/kernel/debug /sys/fs/bpf\n";
+    if !plan.include.is_empty() {
+        s += &format!("include files: {}\n", plan.include.join(" "));
+    }
     s += "`exit` or Ctrl-D powers the VM off.\n\n";
     s
 }
@@ -156,6 +159,7 @@ mod tests {
             probes: None,
             monitor: false,
             shell: Some(ShellPlan::default()),
+            include: Vec::new(),
         }
     }
 

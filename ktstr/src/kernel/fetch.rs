@@ -37,6 +37,9 @@ pub struct FetchOptions {
     /// Cache the kernel even if its config lacks `CONFIG_SCHED_CLASS_EXT=y`
     /// (for tests of the "no sched_ext" path).
     pub allow_without_sched_ext: bool,
+    /// This release (`7.3.4+deb13-cloud-amd64`, see [`available_releases`])
+    /// instead of the newest the suite's `linux-image-<flavour>` points at.
+    pub release: Option<String>,
 }
 
 impl Default for FetchOptions {
@@ -45,6 +48,7 @@ impl Default for FetchOptions {
             suite: DEFAULT_SUITE.to_string(),
             flavour: DEFAULT_FLAVOUR.to_string(),
             allow_without_sched_ext: false,
+            release: None,
         }
     }
 }
@@ -64,10 +68,13 @@ pub fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImag
     store.clean_staging();
 
     let apt = open_index(store, &opts.suite, &progress)?;
-    let meta_pkg = format!("linux-image-{}", opts.flavour);
-    let meta = first(apt.show(&[&meta_pkg])?, &meta_pkg)?;
-    let release = release_from_meta(&meta, &opts.flavour)?;
-    let debian_version = meta.get("Version").unwrap_or("").to_string();
+    let release = match &opts.release {
+        Some(r) => r.clone(),
+        None => {
+            let meta_pkg = format!("linux-image-{}", opts.flavour);
+            release_from_meta(&first(apt.show(&[&meta_pkg])?, &meta_pkg)?, &opts.flavour)?
+        }
+    };
 
     if let Some(cached) = store.get(&release) {
         progress.finish();
@@ -77,6 +84,7 @@ pub fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImag
 
     let image_pkg = format!("linux-image-{release}");
     let image = first(apt.show(&[&image_pkg])?, &image_pkg)?;
+    let debian_version = image.get("Version").unwrap_or("").to_string();
     let packages = packages_to_download(&image_pkg, &image, &release);
     let names: Vec<&str> = packages.iter().map(String::as_str).collect();
     let total: u64 = apt.show(&names)?.iter().filter_map(|s| s.get("Size")?.parse::<u64>().ok()).sum();
@@ -150,6 +158,61 @@ pub(super) fn open_index(store: &KernelStore, suite: &str, progress: &Progress) 
         }
     }
     Ok(apt)
+}
+
+/// The kernel releases of `flavour` that can be fetched from `suite`,
+/// newest first. An archive keeps `linux-image-<release>` packages of
+/// releases whose other packages (`linux-binary-`, `linux-base-`) are gone,
+/// so a release counts only when every package a fetch downloads is there.
+/// Refreshes the suite's private package index when it is stale, as a fetch
+/// would.
+pub fn available_releases(store: &KernelStore, suite: &str, flavour: &str) -> Result<Vec<String>> {
+    let progress = Progress::new();
+    let apt = open_index(store, suite, &progress)?;
+    progress.finish();
+    // Packages with a version in the index (`pkgnames` also lists names
+    // that are only referenced).
+    let out = apt::run(apt.command("apt-cache").args(["search", "--names-only", "^linux-(image|binary|base)-[0-9]"]))?;
+    if !out.status.success() {
+        bail!("`apt-cache search` in {suite} failed:\n{}", apt::output_text(&out));
+    }
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let present: std::collections::BTreeSet<&str> = listing.lines().filter_map(|l| l.split(' ').next()).collect();
+    let images: Vec<String> = releases_in(&listing, flavour).iter().map(|r| format!("linux-image-{r}")).collect();
+    if images.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<&str> = images.iter().map(String::as_str).collect();
+    let mut releases: Vec<String> = apt
+        .show(&names)?
+        .iter()
+        .filter_map(|image| {
+            let pkg = image.get("Package")?;
+            let release = pkg.strip_prefix("linux-image-")?;
+            let all_there = packages_to_download(pkg, image, release).iter().all(|p| present.contains(p.as_str()));
+            all_there.then(|| release.to_string())
+        })
+        .collect();
+    releases.dedup();
+    super::version::sort_newest_first(&mut releases, |r| r);
+    Ok(releases)
+}
+
+/// Releases named by `linux-image-<release>` packages in a list of package
+/// names, one a line (anything after a space is ignored, as in `apt-cache
+/// search` output): a release starts with a digit and ends in `-<flavour>`
+/// (the meta package, `-dbg` and `-unsigned` builds are not kernels to boot).
+pub fn releases_in(pkgnames: &str, flavour: &str) -> Vec<String> {
+    let suffix = format!("-{flavour}");
+    let mut out: Vec<String> = pkgnames
+        .lines()
+        .filter_map(|l| l.split(' ').next()?.strip_prefix("linux-image-"))
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()) && r.ends_with(&suffix))
+        .map(str::to_string)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 pub(super) fn first(stanzas: Vec<Stanza>, package: &str) -> Result<Stanza> {
@@ -363,6 +426,14 @@ mod tests {
         let m = stanza("linux-image-6.12.107+deb13-cloud-amd64 (= 6.12.107-1)");
         assert_eq!(release_from_meta(&m, "cloud-amd64").unwrap(), "6.12.107+deb13-cloud-amd64");
         assert!(release_from_meta(&stanza("foo"), "cloud-amd64").is_err());
+    }
+
+    #[test]
+    fn releases_from_package_names() {
+        let names = "linux-image-cloud-amd64\nlinux-image-7.3.4+deb13-cloud-amd64 - Linux 7.3.4 for x86-64 cloud\n\
+                     linux-image-7.3.4+deb13-cloud-amd64-dbg\nlinux-image-7.2.12+deb13-cloud-amd64\n\
+                     linux-image-7.3.4+deb13-amd64\nlinux-image-7.3.4+deb13-amd64-unsigned\nlinux-image-amd64\n";
+        assert_eq!(releases_in(names, "cloud-amd64"), ["7.2.12+deb13-cloud-amd64", "7.3.4+deb13-cloud-amd64"]);
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub mod version;
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 pub use config::{KernelConfig, SchedExtSupport};
 pub use fetch::{FetchOptions, DEFAULT_FLAVOUR, DEFAULT_SUITE};
 pub use resolve::KERNEL_ENV;
@@ -148,6 +150,55 @@ pub fn fetch(opts: &FetchOptions) -> anyhow::Result<KernelImage> {
 /// `-dbg` package now if it is not cached (hundreds of MB, with progress).
 pub fn fetch_debug_vmlinux(release: &str) -> anyhow::Result<PathBuf> {
     debuginfo::fetch_debug_vmlinux(&KernelStore::default_location(), release)
+}
+
+/// The Debian suites a kernel is looked for in when a version asked for is
+/// not cached: those `cargo ktstr kernel fetch` reads (the default, with
+/// sched_ext, then trixie's own 6.12, without).
+pub const FETCH_SUITES: &[&str] = &[DEFAULT_SUITE, "trixie"];
+
+/// The kernel for a host command (`cargo ktstr test`, `shell`): `explicit`
+/// or `KTSTR_KERNEL` as [`resolve()`] finds it, except that a version that
+/// matches no cached kernel is looked for in Debian's archive
+/// ([`FETCH_SUITES`]) and fetched from there; if it is not there either,
+/// the error lists what is cached and what can be fetched. With no spec,
+/// [`ensure_default`].
+pub fn ensure(explicit: Option<&str>) -> anyhow::Result<KernelImage> {
+    let Some((spec, origin)) = resolve::pick_spec(explicit) else { return ensure_default() };
+    let store = KernelStore::default_location();
+    let err = match resolve::resolve_in(&store, Some((&spec, origin))) {
+        Ok(k) => return Ok(k),
+        Err(e @ KernelError::BadSpec { .. }) if version::looks_like_version(&spec) => e,
+        Err(e) => return Err(e.into()),
+    };
+    let mut offered = Vec::new();
+    for suite in FETCH_SUITES {
+        let releases = match fetch::available_releases(&store, suite, DEFAULT_FLAVOUR) {
+            Ok(r) => r,
+            Err(e) => {
+                offered.push(format!("  {suite}: cannot be read ({})", format!("{e:#}").lines().next().unwrap_or("")));
+                continue;
+            }
+        };
+        if let Some(release) = releases.iter().find(|r| version::spec_matches(&spec, r)) {
+            eprintln!("ktstr: kernel {spec} ({origin}) is not cached; fetching {release} from Debian's {suite}");
+            let opts = FetchOptions { suite: suite.to_string(), release: Some(release.clone()), ..Default::default() };
+            let k = fetch(&opts).with_context(|| format!("fetching {release}, which {spec} ({origin}) names"))?;
+            eprintln!("ktstr: kernel {} at {}", k.release, k.vmlinuz.display());
+            return Ok(k);
+        }
+        let note = if *suite == DEFAULT_SUITE { "" } else { ", without sched_ext" };
+        offered.push(match releases.is_empty() {
+            true => format!("  {suite}: none"),
+            false => format!("  {suite}{note}: {}", releases.join(", ")),
+        });
+    }
+    anyhow::bail!(
+        "{err}\nNor is it in Debian's archive. Kernels that can be fetched (`cargo ktstr kernel fetch`, or \
+         name one with --kernel):\n{}\nFor any other version, build the kernel with CONFIG_SCHED_CLASS_EXT=y \
+         and pass its tree: --kernel ../linux",
+        offered.join("\n")
+    )
 }
 
 /// The kernel to use when a test names none: whatever `KTSTR_KERNEL`

@@ -15,6 +15,9 @@ pub struct KtstrTestEntry {
     /// `None` runs under the kernel's default scheduler (EEVDF).
     pub scheduler: Option<&'static Scheduler>,
     pub extra_sched_args: &'static [&'static str],
+    /// Host files or directories copied into the guest under `/include`
+    /// (relative paths start at the package's directory).
+    pub include_files: &'static [&'static str],
     pub duration_s: u64,
     /// Thresholds the test sets; unset ones come from the scheduler's
     /// `checks`, then [`Checks::DEFAULT`].

@@ -162,6 +162,7 @@ mod tests {
             memory_mb: 1024,
             scheduler: None,
             extra_sched_args: &[],
+            include_files: &[],
             duration_s: 1,
             checks: crate::check::Checks::default(),
             bpf_map_writes: &[],

@@ -33,6 +33,9 @@ pub struct RunOptions {
     /// Whether the host-side monitor watches the run (default: yes; never
     /// in auto-repro's second VM).
     pub monitor: Option<bool>,
+    /// Host files or directories copied into the guest under `/include`,
+    /// beside the entry's own `include_files` (`ktstr shell --include`).
+    pub include_files: Vec<PathBuf>,
 }
 
 /// A failed run: where it stopped, why, and the rendered report.
@@ -385,6 +388,16 @@ pub(super) fn prepare(
     let sched = sched_bin.as_ref().map(|(h, g)| (h.as_path(), g.as_str()));
     let base = vm::base_initramfs(&exe, sched, config, busybox.as_deref()).map_err(|e| ("initramfs", e))?;
 
+    let includes: Vec<PathBuf> =
+        entry.include_files.iter().map(PathBuf::from).chain(opts.include_files.iter().cloned()).collect();
+    let include_files = initramfs::include_files(&includes).map_err(|e| ("include files", e))?;
+    let include = includes
+        .iter()
+        .filter_map(|p| {
+            p.canonicalize().ok()?.file_name().map(|n| format!("{}/{}", initramfs::INCLUDE_DIR, n.to_string_lossy()))
+        })
+        .collect();
+
     let attach_timeout_s = if launch.is_some() { 30 } else { 0 };
     let plan = GuestPlan {
         // The guest finds the function by its own name, variant or not.
@@ -401,11 +414,14 @@ pub(super) fn prepare(
         monitor: shell.is_none() && monitored(opts, probes.is_some()),
         probes,
         shell: shell.clone(),
+        include,
     };
     let run_dir = new_run_dir(entry.name).map_err(|e| ("run directory", e))?;
     let initrd = run_dir.join("initrd.cpio");
     let plan_json = serde_json::to_vec_pretty(&plan).expect("plan serialises");
-    initramfs::with_extra_files(&base, &[(GuestPlan::PATH, &plan_json)], &initrd).map_err(|e| ("initramfs", e))?;
+    let mut extra = vec![initramfs::extra_file(GuestPlan::PATH, plan_json)];
+    extra.extend(include_files);
+    initramfs::with_extra_files(&base, &extra, &initrd).map_err(|e| ("initramfs", e))?;
 
     let vcpus = entry.topology.cpus();
     let accel = vm::choose_accel(vcpus, &kernel.vmlinuz).map_err(|e| ("accelerator", e))?;

@@ -29,21 +29,75 @@ pub enum SchedulerBinary {
 }
 
 /// The fixture scheduler built from this workspace (`scx-ktstr`).
-pub const SCX_KTSTR: Scheduler = Scheduler {
-    name: "scx-ktstr",
-    binary: SchedulerBinary::Discover("scx-ktstr"),
-    ops_name: Some("ktstr"),
-    args: &[],
-    checks: Checks::NONE,
-};
+pub const SCX_KTSTR: Scheduler = Scheduler::discover("scx-ktstr").ops_name("ktstr");
 
 impl Scheduler {
+    /// A scheduler binary found by name ([`SchedulerBinary::Discover`]:
+    /// `$KTSTR_SCHEDULER_<NAME>`, the cargo target directory, `$PATH`),
+    /// shown in reports under that name, with no fixed arguments or checks:
+    ///
+    /// ```
+    /// # use ktstr::prelude::*;
+    /// const MY_SCHED: Scheduler = Scheduler::discover("scx_mine");
+    /// ```
+    pub const fn discover(binary: &'static str) -> Scheduler {
+        Scheduler {
+            name: binary,
+            binary: SchedulerBinary::Discover(binary),
+            ops_name: None,
+            args: &[],
+            checks: Checks::NONE,
+        }
+    }
+
+    /// A scheduler binary at a fixed host path, shown in reports under
+    /// `name`:
+    ///
+    /// ```
+    /// # use ktstr::prelude::*;
+    /// const MY_SCHED: Scheduler = Scheduler::path("scx_mine", "/opt/scx/bin/scx_mine");
+    /// ```
+    pub const fn path(name: &'static str, path: &'static str) -> Scheduler {
+        Scheduler { name, binary: SchedulerBinary::Path(path), ops_name: None, args: &[], checks: Checks::NONE }
+    }
+
+    /// Require the kernel to report this `sched_ext_ops.name` once
+    /// attached (a scx_utils `_<version>` suffix is allowed).
+    pub const fn ops_name(mut self, ops_name: &'static str) -> Scheduler {
+        self.ops_name = Some(ops_name);
+        self
+    }
+
+    /// Arguments always passed to the scheduler (a test's
+    /// `extra_sched_args` come after them).
+    pub const fn args(mut self, args: &'static [&'static str]) -> Scheduler {
+        self.args = args;
+        self
+    }
+
+    /// Thresholds for every test under this scheduler (a test's own
+    /// attributes win):
+    ///
+    /// ```
+    /// # use ktstr::prelude::*;
+    /// const MY_SCHED: Scheduler =
+    ///     Scheduler::discover("scx_mine").args(&["--slice-us", "5000"]).checks(Checks { max_gap_ms: Some(500), ..Checks::NONE });
+    /// ```
+    pub const fn checks(mut self, checks: Checks) -> Scheduler {
+        self.checks = checks;
+        self
+    }
+
     /// Finds the scheduler binary on the host, or says where it looked.
     pub fn resolve_binary(&self) -> anyhow::Result<PathBuf> {
         match self.binary {
             SchedulerBinary::Path(p) => {
                 let p = PathBuf::from(p);
-                anyhow::ensure!(p.is_file(), "scheduler binary {} does not exist", p.display());
+                anyhow::ensure!(
+                    p.is_file(),
+                    "scheduler binary {} does not exist: build it there, or fix the path given to `Scheduler::path`",
+                    p.display()
+                );
                 Ok(p)
             }
             SchedulerBinary::Discover(name) => discover(name),
@@ -87,4 +141,35 @@ fn discover(name: &str) -> anyhow::Result<PathBuf> {
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The spec's user scheduler, one line each (nextest runs no doctests).
+    const MY_SCHED: Scheduler = Scheduler::discover("scx_mine");
+    const AT_PATH: Scheduler = Scheduler::path("scx_mine", "/opt/scx/bin/scx_mine")
+        .ops_name("mine")
+        .args(&["--slice-us", "5000"])
+        .checks(Checks { max_gap_ms: Some(500), ..Checks::NONE });
+
+    #[test]
+    fn const_constructors_fill_every_field() {
+        assert_eq!(MY_SCHED.name, "scx_mine");
+        assert!(matches!(MY_SCHED.binary, SchedulerBinary::Discover("scx_mine")));
+        assert_eq!((MY_SCHED.ops_name, MY_SCHED.args.len(), MY_SCHED.checks.max_gap_ms), (None, 0, None));
+        assert!(matches!(AT_PATH.binary, SchedulerBinary::Path("/opt/scx/bin/scx_mine")));
+        assert_eq!(
+            (AT_PATH.ops_name, AT_PATH.args, AT_PATH.checks.max_gap_ms),
+            (Some("mine"), &["--slice-us", "5000"][..], Some(500))
+        );
+        assert_eq!((SCX_KTSTR.name, SCX_KTSTR.ops_name), ("scx-ktstr", Some("ktstr")));
+    }
+
+    #[test]
+    fn a_path_that_is_not_there_is_named() {
+        let e = Scheduler::path("scx_mine", "/nonexistent/scx_mine").resolve_binary().unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/scx_mine does not exist"), "{e}");
+    }
 }

@@ -3,7 +3,7 @@
 //! finds the binary that holds the test and runs it as
 //!
 //! ```text
-//! <test binary> --ktstr-shell <test name> [--dmesg]      (KTSTR_KERNEL: the kernel)
+//! <test binary> --ktstr-shell <test name> [--dmesg] [--include PATH]...   (KTSTR_KERNEL: the kernel)
 //! ```
 //!
 //! Every `#[ktstr_test]` binary checks for that argument before `main`
@@ -28,6 +28,9 @@ use crate::vm::{self, VmExit, VmObserver};
 pub const SHELL_ARG: &str = "--ktstr-shell";
 /// After the test name: stream the guest kernel's console to the terminal.
 pub const DMESG_ARG: &str = "--dmesg";
+/// After the test name, with a path: a host file or directory copied into
+/// the guest under `/include` (any number of times).
+pub const INCLUDE_ARG: &str = "--include";
 /// The section linkme fills with a binary's `#[ktstr_test]` entries.
 const REGISTRY_SECTION: &str = "linkme_KTSTR_TESTS";
 
@@ -39,6 +42,9 @@ pub struct ShellOptions {
     /// Kernel spec as `--kernel` takes it; default `KTSTR_KERNEL`, then
     /// the newest cached kernel.
     pub kernel: Option<String>,
+    /// Host files or directories copied into the guest under `/include`,
+    /// beside the test's own `include_files`.
+    pub include: Vec<std::path::PathBuf>,
 }
 
 /// Called before `main` by every `#[ktstr_test]` binary: with
@@ -77,12 +83,17 @@ pub fn maybe_run_shell() {
 }
 
 fn parse_args(args: &[OsString]) -> Result<(String, ShellOptions), String> {
-    let usage = format!("usage: <test binary> {SHELL_ARG} <test name> [{DMESG_ARG}]");
+    let usage = format!("usage: <test binary> {SHELL_ARG} <test name> [{DMESG_ARG}] [{INCLUDE_ARG} PATH]...");
     let name = args.first().and_then(|a| a.to_str()).ok_or_else(|| usage.clone())?;
     let mut opts = ShellOptions::default();
-    for a in &args[1..] {
+    let mut rest = args[1..].iter();
+    while let Some(a) = rest.next() {
         match a.to_str() {
             Some(DMESG_ARG) => opts.dmesg = true,
+            Some(INCLUDE_ARG) => {
+                let path = rest.next().ok_or_else(|| format!("{INCLUDE_ARG} needs a path; {usage}"))?;
+                opts.include.push(path.into());
+            }
             _ => return Err(format!("unexpected argument {a:?}; {usage}")),
         }
     }
@@ -106,7 +117,8 @@ pub fn run_shell(entry: &KtstrTestEntry, opts: &ShellOptions) -> anyhow::Result<
     let kernel = kernel::resolve(opts.kernel.as_deref())?;
     let (rows, cols) = terminal_size();
     let plan = ShellPlan { tty: vm::SHELL_TTY.into(), rows, cols, term: std::env::var("TERM").ok() };
-    let run_opts = RunOptions { kernel: opts.kernel.clone(), ..Default::default() };
+    let run_opts =
+        RunOptions { kernel: opts.kernel.clone(), include_files: opts.include.clone(), ..Default::default() };
     let mut spec = prepare(entry, &run_opts, &kernel, Purpose::Shell { plan, busybox })
         .map_err(|(stage, e)| e.context(format!("preparing the VM ({stage})")))?;
     // Asked for, the console carries everything the kernel logs (sched_ext
@@ -255,6 +267,9 @@ mod tests {
         assert!(!parse_args(&a(&["my_test"])).unwrap().1.dmesg);
         assert!(parse_args(&a(&[])).unwrap_err().starts_with("usage: "));
         assert!(parse_args(&a(&["t", "--x"])).unwrap_err().contains("unexpected argument \"--x\""));
+        let (_, o) = parse_args(&a(&["t", "--include", "/a", "--dmesg", "--include", "b"])).unwrap();
+        assert_eq!(o.include, [std::path::PathBuf::from("/a"), "b".into()]);
+        assert!(parse_args(&a(&["t", "--include"])).unwrap_err().starts_with("--include needs a path"));
     }
 
     #[test]

@@ -113,12 +113,71 @@ impl ImageSpec {
     }
 }
 
+/// One file of a run's own cpio segment: guest path, content, mode.
+pub type ExtraFile = (String, Vec<u8>, u32);
+
 /// Writes `base` followed by a cpio segment with `extra` files to `dest`
 /// (the kernel unpacks concatenated cpio archives in order).
-pub fn with_extra_files(base: &Path, extra: &[(&str, &[u8])], dest: &Path) -> anyhow::Result<()> {
+pub fn with_extra_files(base: &Path, extra: &[ExtraFile], dest: &Path) -> anyhow::Result<()> {
     std::fs::copy(base, dest).with_context(|| format!("copying {} to {}", base.display(), dest.display()))?;
     let mut f = std::fs::File::options().append(true).open(dest)?;
-    write_cpio(&mut f, extra.iter().map(|&(g, b)| (g, b, MODE_EXEC)))?;
+    write_cpio(&mut f, extra.iter().map(|(g, b, m)| (g.as_str(), b.as_slice(), *m)))?;
+    Ok(())
+}
+
+/// A plain file of the run's segment (the plan, say).
+pub fn extra_file(guest_path: &str, bytes: Vec<u8>) -> ExtraFile {
+    (guest_path.to_string(), bytes, MODE_EXEC)
+}
+
+/// Where include files land in the guest: `/include/<file or directory name>`.
+pub const INCLUDE_DIR: &str = "/include";
+
+/// Host files and directories (a test's `include_files`, `ktstr shell
+/// --include`) as files of the run's segment under [`INCLUDE_DIR`]: each
+/// keeps its name, a directory its tree (symbolic links followed), every
+/// file its permission bits. Relative paths are taken from the current
+/// directory (the package's, under cargo and nextest).
+pub fn include_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<ExtraFile>> {
+    let mut out: Vec<ExtraFile> = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).with_context(|| {
+            let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+            format!("include file {} cannot be read (relative paths start at {cwd}): fix the path", p.display())
+        })?;
+        let name = p
+            .canonicalize()
+            .ok()
+            .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .with_context(|| format!("include file {} has no name to put under {INCLUDE_DIR}", p.display()))?;
+        anyhow::ensure!(
+            names.insert(name.clone()),
+            "two include files are named `{name}`: both would be {INCLUDE_DIR}/{name} in the guest; rename one, \
+             or include the directory above them"
+        );
+        add_tree(p, &format!("{INCLUDE_DIR}/{name}"), meta.is_dir(), &mut out)?;
+    }
+    Ok(out)
+}
+
+fn add_tree(host: &Path, guest: &str, is_dir: bool, out: &mut Vec<ExtraFile>) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_dir {
+        let bytes = std::fs::read(host).with_context(|| format!("reading include file {}", host.display()))?;
+        let perm = std::fs::metadata(host)?.permissions().mode() & 0o777;
+        out.push((guest.to_string(), bytes, 0o100000 | perm));
+        return Ok(());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(host)
+        .with_context(|| format!("reading include directory {}", host.display()))?
+        .collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let meta = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        add_tree(&path, &format!("{guest}/{}", e.file_name().to_string_lossy()), meta.is_dir(), out)?;
+    }
     Ok(())
 }
 
@@ -239,6 +298,33 @@ mod tests {
         let libs = library_closure(&exe).unwrap();
         assert!(libs.keys().any(|g| g.ends_with("/libc.so.6")), "{libs:?}");
         assert!(libs.keys().any(|g| g.contains("ld-linux-x86-64.so.2")), "{libs:?}");
+    }
+
+    #[test]
+    fn include_files_keep_names_trees_and_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ktstr-include-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("conf/sub")).unwrap();
+        std::fs::write(dir.join("conf/a.txt"), "a").unwrap();
+        std::fs::write(dir.join("conf/sub/run.sh"), "#!/bin/sh").unwrap();
+        std::fs::set_permissions(dir.join("conf/sub/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("one.json"), "{}").unwrap();
+        std::fs::set_permissions(dir.join("one.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let files = include_files(&[dir.join("conf"), dir.join("one.json")]).unwrap();
+        let got: Vec<(&str, &[u8], u32)> = files.iter().map(|(g, b, m)| (g.as_str(), b.as_slice(), *m)).collect();
+        assert_eq!(
+            got,
+            [
+                ("/include/conf/a.txt", b"a".as_slice(), 0o100644),
+                ("/include/conf/sub/run.sh", b"#!/bin/sh".as_slice(), 0o100755),
+                ("/include/one.json", b"{}".as_slice(), 0o100644),
+            ]
+        );
+        let twice = include_files(&[dir.join("one.json"), dir.join("conf/../one.json")]).unwrap_err();
+        assert!(twice.to_string().contains("two include files are named `one.json`"), "{twice}");
+        let missing = include_files(&[dir.join("nope")]).unwrap_err();
+        assert!(format!("{missing:#}").contains("nope cannot be read"), "{missing:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

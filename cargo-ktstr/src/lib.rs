@@ -1,0 +1,11 @@
+//! The commands of `cargo ktstr` (and of `ktstr`, whose one command,
+//! `shell`, is the same code): each module is one command, with its
+//! arguments and what it does; `runs` is the run record that `test`
+//! writes and `replay` reads.
+
+pub mod doctor_cmd;
+pub mod kernel_cmd;
+pub mod replay_cmd;
+pub mod runs;
+pub mod shell_cmd;
+pub mod test_cmd;
