@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::dump::FailureDump;
 use crate::outcome::RunOutcome;
 use crate::vm::qmp::VcpuRegisters;
+use crate::wire::records::{self, StatsSidecar};
 
 /// Overrides `<target>/ktstr` as the root of the run directories.
 pub const OUTPUT_DIR_ENV: &str = "KTSTR_OUTPUT_DIR";
@@ -50,16 +51,16 @@ impl Artifacts {
     }
 
     pub fn dump_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.failure-dump.json", self.stem))
+        records::dump_path(&self.dir, &self.stem)
     }
 
     /// The auto-repro VM's own dump, beside the primary's.
     pub fn repro_dump_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.repro.failure-dump.json", self.stem))
+        records::repro_dump_path(&self.dir, &self.stem)
     }
 
     pub fn stats_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.ktstr.json", self.stem))
+        records::stats_path(&self.dir, &self.stem)
     }
 
     /// Before a run: no dump from an earlier one may survive it.
@@ -70,26 +71,22 @@ impl Artifacts {
 
     /// The stats sidecar of any run that reached a VM.
     pub fn write_stats(&self, v: &Variant, o: &RunOutcome, reasons: &[String], expect_err: bool) -> Result<()> {
-        let doc = json!({
-            "test": v.test,
-            "scheduler": v.scheduler,
-            "topology": v.topology,
-            "kernel": v.kernel_release,
-            "kernel_image": v.kernel_image,
-            // nextest's name for the test binary, so a replay selects this
-            // test in this binary only.
-            "binary_id": std::env::var("NEXTEST_BINARY_ID").ok(),
-            "passed": reasons.is_empty(),
-            // The failure is what the test pins (expect_err): not news.
-            "expected_failure": expect_err,
-            "stage": o.stage.to_string(),
-            "reasons": reasons,
-            "bug_summary": o.bug_summary,
-            "stats": o.result.as_ref().and_then(|r| r.stats.as_ref()),
-            // Every sample, for plotting; `unavailable` says why there are none.
-            "monitor": o.monitor,
-            "monitor_failures": o.monitor_verdict.failures,
-        });
+        let doc = StatsSidecar {
+            test: v.test.to_string(),
+            scheduler: v.scheduler.map(str::to_string),
+            topology: v.topology.to_string(),
+            kernel: v.kernel_release.to_string(),
+            kernel_image: v.kernel_image.map(Path::to_path_buf),
+            binary_id: std::env::var("NEXTEST_BINARY_ID").ok(),
+            passed: reasons.is_empty(),
+            expected_failure: expect_err,
+            stage: o.stage.to_string(),
+            reasons: reasons.to_vec(),
+            bug_summary: o.bug_summary.clone(),
+            stats: o.result.as_ref().and_then(|r| r.stats.clone()),
+            monitor: o.monitor.clone(),
+            monitor_failures: o.monitor_verdict.failures.clone(),
+        };
         write_atomic(&self.stats_path(), &serde_json::to_vec_pretty(&doc)?)
     }
 

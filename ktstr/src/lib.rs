@@ -18,11 +18,11 @@
 //! back a `probe::ProbeTrail`) → `report` → `test_support` (the glue
 //! `#[ktstr_test]` expands to).
 //!
-//! The records that cross the channel are plain data owned by the stage
-//! that produces them (`workload::WorkerReport`, `scenario::ScenarioStats`,
-//! `check::AssertResult`, `probe::ProbeTrail`, `dump::FailureDump`); none
-//! of those modules imports the channel, the guest runtime or anything
-//! host-side.
+//! The records that cross the channel or land on disk for tools
+//! (`GuestPlan`, `GuestMessage`, `AssertResult` and the scenario stats, the
+//! failure dump, the probe trail, the monitor's samples, the stats
+//! sidecar) live in one low layer, [`wire`], that imports nothing else of
+//! ktstr; every stage imports it, and no stage imports one above it.
 
 pub mod artifacts;
 pub mod cache;
@@ -34,16 +34,18 @@ pub mod guest;
 pub mod kernel;
 pub mod monitor;
 pub mod outcome;
-pub mod plan;
 pub mod prelude;
 pub mod probe;
 pub mod report;
 pub mod repro;
 pub mod scenario;
 pub mod test_support;
-pub mod topology;
 pub mod vm;
+pub mod wire;
 pub mod workload;
+
+/// `ktstr::topology`, as tests and the `#[ktstr_test]` expansion name it.
+pub use wire::topology;
 
 pub use ktstr_macros::ktstr_test;
 /// The host's Debian, from the set-up crate (which builds before any
@@ -82,7 +84,7 @@ pub mod __private {
         // Every #[ktstr_test] registers this hook: act on the first call.
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
-            crate::guest::maybe_run_as_init();
+            crate::guest::maybe_run_as_init(|name| crate::test_support::find_test(name).map(|e| e.func));
             crate::init_tracing();
             crate::test_support::shell::maybe_run_shell();
             crate::test_support::gauntlet::maybe_handle_args();

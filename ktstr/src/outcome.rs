@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::channel::{GuestMessage, Stage};
+use crate::channel::{GuestMessage, GuestStep, Stage};
 use crate::check::{self, AssertResult, Checks};
 use crate::crash;
 use crate::vm::{VmExit, VmOutput};
@@ -54,7 +54,7 @@ pub struct RunOutcome {
     pub sched_exit_at_ms: Option<u64>,
     pub sched_attach_ms: Option<u64>,
     /// Problems the guest runtime reported, `(stage, message)`.
-    pub guest_errors: Vec<(String, String)>,
+    pub guest_errors: Vec<(GuestStep, String)>,
     /// The guest runtime's exit code, if it got to power off.
     pub guest_exit_code: Option<i32>,
     /// The kernel's oops or panic, with its console excerpt and the
@@ -105,7 +105,7 @@ impl RunOutcome {
                 GuestMessage::Stage(Stage::SchedulerAttached { after_ms, .. }) => o.sched_attach_ms = Some(*after_ms),
                 GuestMessage::Stage(Stage::PayloadStarted) => payload_started = true,
                 GuestMessage::SchedulerOutput { line, .. } => o.sched_log.push(line.clone()),
-                GuestMessage::Error { stage, message } => o.guest_errors.push((stage.clone(), message.clone())),
+                GuestMessage::Error { stage, message } => o.guest_errors.push((*stage, message.clone())),
                 GuestMessage::SchedulerExited { status, during_payload, at_ms } => {
                     o.sched_exit = Some((status.clone(), *during_payload));
                     o.sched_exit_at_ms = *at_ms;
@@ -134,7 +134,7 @@ impl RunOutcome {
             StageReached::ResultReceived
         } else if payload_started {
             StageReached::PayloadNoResult
-        } else if sched_failed || o.guest_errors.iter().any(|(s, _)| s == "scheduler") {
+        } else if sched_failed || o.guest_errors.iter().any(|(s, _)| *s == GuestStep::Scheduler) {
             StageReached::SchedulerDidNotAttach
         } else if o.kernel_release.is_some() {
             StageReached::PayloadDidNotStart
@@ -175,7 +175,7 @@ impl RunOutcome {
             why.push(format!("guest kernel panicked: {p}"));
         }
         for (stage, msg) in &self.guest_errors {
-            if stage != "mounts" {
+            if *stage != GuestStep::Mounts {
                 why.push(msg.clone());
             }
         }

@@ -8,4 +8,4 @@ pub use crate::check::{AssertResult, Checks};
 pub use crate::ktstr_test;
 pub use crate::scenario::{execute_defs, execute_steps, CgroupDef, CpusetSpec, Ctx, HoldSpec, Op, Step, WorkType};
 pub use crate::test_support::{BpfMapWrite, Scheduler, SchedulerBinary, SCX_KTSTR};
-pub use crate::topology::Topology;
+pub use crate::wire::topology::Topology;

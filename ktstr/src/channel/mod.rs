@@ -3,7 +3,6 @@
 //! console). Data flows one way: the guest reports, the host listens.
 
 mod frame;
-mod message;
 
+pub use crate::wire::message::{GuestMessage, GuestStep, LogStream, Stage};
 pub use frame::{encode, Decoder, MAX_PAYLOAD};
-pub use message::{GuestMessage, LogStream, Stage};

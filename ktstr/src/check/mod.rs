@@ -7,14 +7,12 @@
 //! Each failed check is one detail line, in the shapes of the spec's
 //! detail-line catalog (pinned by the tests below).
 
-mod assert;
 mod matchers;
 
-pub use assert::AssertResult;
+pub use crate::wire::verdict::AssertResult;
 pub use matchers::ErrorMatchers;
 
-use crate::scenario::{CgroupStats, ScenarioStats};
-use crate::workload::WorkerReport;
+use crate::wire::stats::{CgroupStats, ScenarioStats, WorkerReport};
 
 /// Thresholds, each `None` when not set at that level. A test's attributes
 /// override its scheduler's [`Checks`], which override [`Checks::DEFAULT`].

@@ -14,7 +14,7 @@ use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo, MapInfo, MapInfoIter, ProgInf
 use libbpf_rs::{Btf, MapCore, MapFlags, MapHandle, MapType};
 
 /// The write to make (the plan's type: the host says what, the guest does it).
-pub use crate::plan::MapWrite;
+pub use crate::wire::plan::MapWrite;
 
 /// Does the write and returns what was written where, in one line.
 pub fn apply(w: &MapWrite) -> Result<String> {

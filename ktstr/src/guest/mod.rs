@@ -15,25 +15,28 @@ mod shell;
 
 use std::time::Duration;
 
-use crate::channel::{GuestMessage, Stage};
+use crate::channel::{GuestMessage, GuestStep, Stage};
 use crate::check::AssertResult;
-use crate::plan::GuestPlan;
 use crate::scenario::Ctx;
-use crate::test_support::find_test;
+use crate::wire::plan::GuestPlan;
 use reporter::Reporter;
+
+/// A test function, as `#[ktstr_test]` registers it.
+pub type TestFn = fn(&crate::scenario::Ctx) -> anyhow::Result<crate::wire::AssertResult>;
 
 /// Called before `main` by every `#[ktstr_test]` binary. On the host it
 /// returns at once; as PID 1 in a ktstr guest it runs the plan and never
-/// returns.
-pub fn maybe_run_as_init() {
+/// returns. `find` looks the plan's test up in the binary's registry (the
+/// registry is the test harness's, above this runtime: it is handed down).
+pub fn maybe_run_as_init(find: fn(&str) -> Option<TestFn>) {
     if std::process::id() != 1 || !std::path::Path::new(GuestPlan::PATH).exists() {
         return;
     }
-    let code = run();
+    let code = run(find);
     power_off(code)
 }
 
-fn run() -> i32 {
+fn run(find_test: fn(&str) -> Option<TestFn>) -> i32 {
     let mount_errors = mounts::mount_all();
     let reporter = match Reporter::open() {
         Ok(r) => r,
@@ -45,17 +48,17 @@ fn run() -> i32 {
     };
     reporter.send(&GuestMessage::Stage(Stage::InitStarted { kernel_release: kernel_release() }));
     for e in mount_errors {
-        reporter.error("mounts", e);
+        reporter.error(GuestStep::Mounts, e);
     }
     let plan: GuestPlan = match std::fs::read(GuestPlan::PATH)
         .map_err(anyhow::Error::from)
         .and_then(|b| serde_json::from_slice(&b).map_err(Into::into))
     {
         Ok(p) => p,
-        Err(e) => return reporter.fail("plan", format!("cannot read {}: {e:#}", GuestPlan::PATH)),
+        Err(e) => return reporter.fail(GuestStep::Plan, format!("cannot read {}: {e:#}", GuestPlan::PATH)),
     };
-    let Some(entry) = find_test(&plan.test_name) else {
-        return reporter.fail("plan", format!("test `{}` is not registered in this binary", plan.test_name));
+    let Some(func) = find_test(&plan.test_name) else {
+        return reporter.fail(GuestStep::Plan, format!("test `{}` is not registered in this binary", plan.test_name));
     };
 
     // The symbol lookup loads a BPF program: done while the scheduler
@@ -71,10 +74,10 @@ fn run() -> i32 {
             Err(e) => match &plan.shell {
                 // A shell goes on without it: the failure is worth poking at.
                 Some(shell) => {
-                    reporter.error("scheduler", format!("{e:#}"));
+                    reporter.error(GuestStep::Scheduler, format!("{e:#}"));
                     return shell::session(&plan, shell, Err(format!("{e:#}")), reporter);
                 }
-                None => return reporter.fail("scheduler", format!("{e:#}")),
+                None => return reporter.fail(GuestStep::Scheduler, format!("{e:#}")),
             },
         }
     }
@@ -89,7 +92,7 @@ fn run() -> i32 {
     // crash is recorded from its start.
     let probes = plan.probes.as_ref().zip(preload).filter(|_| sched.is_some()).map(|(p, pre)| probe::start(p, pre));
     if let Some(t) = symbols {
-        let mut syms = t.join().unwrap_or_else(|_| crate::monitor::wire::KernelSymbols {
+        let mut syms = t.join().unwrap_or_else(|_| crate::wire::monitor::KernelSymbols {
             error: Some("the symbol lookup thread panicked".into()),
             ..Default::default()
         });
@@ -126,7 +129,6 @@ fn run() -> i32 {
         payload_start_ns: crate::workload::monotonic_ns(),
         repro: plan.repro,
     };
-    let func = entry.func;
     let verdict = match std::thread::spawn(move || func(&ctx)).join() {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => AssertResult::fail(format!("test returned an error: {e:#}")),
@@ -160,7 +162,7 @@ fn run() -> i32 {
 /// Once the workload runs (or, for a body that starts no scenario, after
 /// a few seconds at most), writes each value into the scheduler's maps; a
 /// write that cannot be made fails the test with the reason.
-fn apply_map_writes(writes: &[crate::plan::MapWrite], reporter: Reporter) {
+fn apply_map_writes(writes: &[crate::wire::plan::MapWrite], reporter: Reporter) {
     use std::sync::atomic::Ordering;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !crate::scenario::WORKLOAD_RUNNING.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
@@ -170,7 +172,7 @@ fn apply_map_writes(writes: &[crate::plan::MapWrite], reporter: Reporter) {
     std::thread::sleep(Duration::from_millis(300));
     for w in writes {
         if let Err(e) = map_write::apply(w) {
-            reporter.error("bpf_map_write", format!("bpf_map_write {} {} = {}: {e:#}", w.map, w.var, w.value));
+            reporter.error(GuestStep::MapWrite, format!("bpf_map_write {} {} = {}: {e:#}", w.map, w.var, w.value));
         }
     }
 }

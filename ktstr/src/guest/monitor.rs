@@ -11,7 +11,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::ProgramType;
 
 use crate::dump::ProgStats;
-use crate::monitor::wire::{BpfStats, KernelSymbols, SYMBOLS};
+use crate::wire::monitor::{BpfStats, KernelSymbols, SYMBOLS};
 
 #[allow(clippy::all, dead_code, non_camel_case_types, non_snake_case, unused_qualifications)]
 mod skel {

@@ -6,7 +6,7 @@ use std::sync::{Mutex, OnceLock};
 
 use nix::sys::termios::{self, SetArg};
 
-use crate::channel::{encode, GuestMessage};
+use crate::channel::{encode, GuestMessage, GuestStep};
 
 /// The channel's device: COM2 (COM1 is the kernel console).
 const CHANNEL_TTY: &str = "/dev/ttyS1";
@@ -34,12 +34,12 @@ impl Reporter {
         send(msg)
     }
 
-    pub fn error(&self, stage: &str, message: impl Into<String>) {
-        self.send(&GuestMessage::Error { stage: stage.into(), message: message.into() });
+    pub fn error(&self, stage: GuestStep, message: impl Into<String>) {
+        self.send(&GuestMessage::Error { stage, message: message.into() });
     }
 
     /// Reports a fatal problem and returns the exit code to power off with.
-    pub fn fail(&self, stage: &str, message: impl Into<String>) -> i32 {
+    pub fn fail(&self, stage: GuestStep, message: impl Into<String>) -> i32 {
         self.error(stage, message);
         1
     }

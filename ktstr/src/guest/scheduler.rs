@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::reporter::Reporter;
-use crate::channel::{GuestMessage, LogStream, Stage};
-use crate::plan::SchedulerLaunch;
+use crate::channel::{GuestMessage, GuestStep, LogStream, Stage};
+use crate::wire::plan::SchedulerLaunch;
 
 const SCHED_EXT_STATE: &str = "/sys/kernel/sched_ext/state";
 const SCHED_EXT_OPS: &str = "/sys/kernel/sched_ext/root/ops";
@@ -36,7 +36,8 @@ pub fn start(launch: &SchedulerLaunch, reporter: &Reporter, timeout: Duration) -
          CONFIG_SCHED_CLASS_EXT=y, e.g. the one `cargo ktstr kernel fetch` downloads"
     );
     if let Err(e) = std::fs::write(SCHED_EXT_DUMP_EVENT, "1") {
-        reporter.error("trace", format!("enabling the sched_ext_dump trace event ({SCHED_EXT_DUMP_EVENT}): {e}"));
+        reporter
+            .error(GuestStep::Trace, format!("enabling the sched_ext_dump trace event ({SCHED_EXT_DUMP_EVENT}): {e}"));
     }
     let started = Instant::now();
     let mut child = Command::new(&launch.path)
@@ -244,7 +245,7 @@ pub fn dump_if_hung(reporter: &Reporter, done: &AtomicBool, after: Duration) -> 
     }
     if let Err(e) = std::fs::write("/proc/sysrq-trigger", "D") {
         reporter.error(
-            "hang",
+            GuestStep::Hang,
             format!("payload still running after {}s; sysrq D for a sched_ext dump failed: {e}", after.as_secs()),
         );
         return true;
@@ -252,7 +253,7 @@ pub fn dump_if_hung(reporter: &Reporter, done: &AtomicBool, after: Duration) -> 
     // The dump is written from a work item; give it a moment.
     std::thread::sleep(Duration::from_secs(1));
     reporter.error(
-        "hang",
+        GuestStep::Hang,
         format!(
             "payload still running {}s after it started: took a sched_ext dump on demand (sysrq D) before the VM limit",
             after.as_secs()

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use super::reporter::Reporter;
 use super::scheduler::RunningScheduler;
-use crate::plan::{GuestPlan, ShellPlan};
-use crate::vm::busybox;
+use crate::channel::GuestStep;
+use crate::wire::paths::BUSYBOX;
+use crate::wire::plan::{GuestPlan, ShellPlan};
 
 /// Where the shell looks for commands: busybox's applet links, then the
 /// scheduler binaries, so the user can run one by name.
@@ -36,7 +37,7 @@ pub fn session(
     let watch = sched.as_ref().ok().and_then(Option::as_ref).map(|s| s.watch(reporter, Instant::now()));
     let code = match run(plan, shell, &sched) {
         Ok(()) => 0,
-        Err(e) => reporter.fail("shell", format!("{e:#}")),
+        Err(e) => reporter.fail(GuestStep::Shell, format!("{e:#}")),
     };
     if let Some(w) = watch {
         w.finish();
@@ -55,7 +56,7 @@ fn run(plan: &GuestPlan, shell: &ShellPlan, sched: &Result<Option<RunningSchedul
     let pid = sched.as_ref().ok().and_then(Option::as_ref).map(|s| s.pid());
     (&tty).write_all(banner(plan, sched.as_ref().map(|s| s.is_some()).map_err(|e| e.as_str()), pid).as_bytes())?;
     let _ = std::fs::create_dir_all("/root");
-    let mut cmd = Command::new(busybox::GUEST_PATH);
+    let mut cmd = Command::new(BUSYBOX);
     cmd.arg("sh")
         .env_clear()
         .envs([("PATH", PATH), ("HOME", "/root"), ("SHELL", "/bin/sh")])
@@ -82,10 +83,8 @@ fn run(plan: &GuestPlan, shell: &ShellPlan, sched: &Result<Option<RunningSchedul
             Ok(())
         });
     }
-    let status = cmd
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot start {} sh on {}: {e}", busybox::GUEST_PATH, shell.tty))?
-        .wait()?;
+    let status =
+        cmd.spawn().map_err(|e| anyhow::anyhow!("cannot start {} sh on {}: {e}", BUSYBOX, shell.tty))?.wait()?;
     drop(tty);
     // The shell's exit hung its terminal up: a fresh open writes again.
     if let Ok(tty) = open_tty(&shell.tty) {
@@ -138,8 +137,8 @@ fn banner(plan: &GuestPlan, attached: Result<bool, &str>, pid: Option<u32>) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::SchedulerLaunch;
-    use crate::topology::Topology;
+    use crate::wire::plan::SchedulerLaunch;
+    use crate::wire::topology::Topology;
 
     fn plan(scheduler: bool) -> GuestPlan {
         GuestPlan {

@@ -1,7 +1,7 @@
 //! A private apt environment for one Debian suite: its own sources list,
 //! lists, cache and (empty) dpkg status under the kernel cache, so the
 //! machine's apt state is never touched. The archive URI comes from the
-//! machine's own Debian sources ([`crate::debian`], or `KTSTR_DEBIAN_MIRROR`).
+//! machine's own Debian sources ([`ktstr_setup::debian`], or `KTSTR_DEBIAN_MIRROR`).
 //!
 //! Everything is set in one generated `apt.conf` passed through `APT_CONFIG`,
 //! which apt reads before `/etc/apt/apt.conf.d` (so the host's proxy and
@@ -14,8 +14,8 @@ use std::process::{Command, Output};
 
 use anyhow::{bail, Context, Result};
 
-use crate::debian::HostDebian;
-pub use crate::debian::{parse_stanzas, Stanza, DEBIAN_KEYRING};
+use ktstr_setup::debian::HostDebian;
+pub use ktstr_setup::debian::{parse_stanzas, Stanza, DEBIAN_KEYRING};
 
 /// Overrides the keyring used to verify the archive's signatures.
 pub const KEYRING_ENV: &str = "KTSTR_APT_KEYRING";

@@ -7,10 +7,10 @@
 //! - run queues, local DSQs, rq clocks, schedstat counters and the SCX
 //!   event counters: sampled from guest RAM by the host every
 //!   [`INTERVAL`], at addresses from the guest's kallsyms
-//!   ([`wire::KernelSymbols`], sent before the workload) and offsets from
+//!   ([`KernelSymbols`], sent before the workload) and offsets from
 //!   the kernel's BTF ([`layout`]);
 //! - BPF program run counts and times: read in the guest before and after
-//!   the workload and sent once ([`wire::BpfStats`], counts over the
+//!   the workload and sent once ([`BpfStats`], counts over the
 //!   workload); the kernel keeps them behind per-CPU pointers of each
 //!   program, which the host does not chase.
 //!
@@ -28,41 +28,18 @@ pub mod layout;
 pub mod sample;
 pub mod summary;
 pub mod verdict;
-pub mod wire;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::channel::{GuestMessage, Stage};
 use crate::vm::{GuestMemory, VmObserver};
+use crate::wire::monitor::KernelSymbols;
+pub use crate::wire::monitor::MonitorReport;
 use layout::Layout;
-use sample::{Sample, Sampler};
-use wire::{BpfStats, KernelSymbols};
+use sample::Sampler;
 
 /// Time between two samples.
 pub const INTERVAL: Duration = Duration::from_millis(100);
-
-/// What the monitor saw of one run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct MonitorReport {
-    pub interval_ms: u64,
-    /// The SCX event counters' kernel names, in the order of each
-    /// sample's `events`.
-    pub event_names: Vec<String>,
-    pub samples: Vec<Sample>,
-    /// The scheduler's BPF programs (from the guest, after the workload).
-    pub bpf: Option<BpfStats>,
-    /// Why the monitor could not sample at all; `samples` is then empty.
-    pub unavailable: Option<String>,
-    /// Why some figures are missing (no event counters, counters off).
-    pub notes: Vec<String>,
-    /// How long the guest's symbol lookup took.
-    pub symbols_ms: Option<u64>,
-    /// Host time spent taking the samples, in all (µs).
-    #[serde(default)]
-    pub sampling_us: u64,
-}
 
 /// The [`VmObserver`] that samples.
 pub struct Monitor {

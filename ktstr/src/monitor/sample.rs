@@ -1,45 +1,11 @@
 //! One sample: every CPU's run queue figures and the SCX event counters,
 //! read from guest RAM at one moment.
 
-use serde::{Deserialize, Serialize};
-
 use super::kmem::{field_in, Kmem, DIRECT_MAP_4LEVEL};
 use super::layout::{EventsPath, Layout};
-use super::wire::KernelSymbols;
 use crate::vm::GuestMemory;
-
-/// One CPU's `struct rq`, as read.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CpuSample {
-    /// Tasks on the run queue, all classes (`rq.nr_running`).
-    pub nr_running: u32,
-    /// Of those, sched_ext's (`rq.scx.nr_running`).
-    pub scx_nr_running: u32,
-    /// Tasks waiting in the CPU's local DSQ (`rq.scx.local_dsq.nr`).
-    pub local_dsq: u32,
-    /// The run queue's clock, ns (`rq.clock`).
-    pub clock: u64,
-    /// Whether the CPU runs its idle task (`rq.curr == rq.idle`).
-    pub idle: Option<bool>,
-    /// Cumulative schedstat counters (`rq.nr_switches`,
-    /// `rq.rq_sched_info.run_delay`, `rq.ttwu_count`, `rq.sched_goidle`).
-    pub nr_switches: Option<u64>,
-    pub run_delay_ns: Option<u64>,
-    pub ttwu: Option<u64>,
-    pub goidle: Option<u64>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Sample {
-    /// Host time since the workload started (the guest said so).
-    pub at_ms: u64,
-    /// By CPU id; `None` where the run queue could not be read.
-    pub cpus: Vec<Option<CpuSample>>,
-    /// The SCX event counters summed over CPUs, since the scheduler
-    /// attached, in the order of `MonitorReport::event_names`; `None`
-    /// while no sched_ext scheduler is loaded.
-    pub events: Option<Vec<u64>>,
-}
+use crate::wire::monitor::KernelSymbols;
+pub use crate::wire::monitor::{CpuSample, Sample};
 
 /// Addresses resolved once, checked, then read at every sample.
 pub struct Sampler {

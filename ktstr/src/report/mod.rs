@@ -11,7 +11,7 @@ mod timeline;
 use std::fmt::Write;
 
 use crate::outcome::RunOutcome;
-use crate::topology::Topology;
+use crate::wire::topology::Topology;
 
 /// Lines of kernel console shown under `--- diagnostics ---`.
 const CONSOLE_TAIL: usize = 20;

@@ -12,7 +12,7 @@ use std::fmt::Write;
 use crate::monitor::summary::Figures;
 use crate::monitor::MonitorReport;
 use crate::scenario::{CgroupStats, PhaseStats, ScenarioStats};
-use crate::topology::Topology;
+use crate::wire::topology::Topology;
 
 pub struct TimelineHeader<'a> {
     pub topology: Topology,

@@ -163,14 +163,15 @@ fn call_text(s: &mut String, call: &Call) {
 
 fn pipeline_text(s: &mut String, trail: &ProbeTrail, after_stitch: usize, wall: Duration) {
     let p = &trail.pipeline;
-    let names = |v: &[(String, String)]| v.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
     s.push_str("\n--- probe pipeline ---\n");
     let _ = writeln!(s, "extracted: {} functions from crash backtrace", p.extracted);
-    let stack_dropped: Vec<(String, String)> =
-        p.dropped.iter().filter(|(_, why)| !why.starts_with("caller of ")).cloned().collect();
+    // The crash stack's own functions; callers added to bridge to the
+    // callbacks are accounted below, with the reason each was left out.
+    let stack_dropped: Vec<&str> =
+        p.dropped.iter().filter(|d| d.caller_of.is_none()).map(|d| d.name.as_str()).collect();
     let _ = write!(s, "traceable: {} passed, {} dropped", p.traceable, stack_dropped.len());
     if !stack_dropped.is_empty() {
-        let _ = write!(s, ": {}", names(&stack_dropped));
+        let _ = write!(s, ": {}", stack_dropped.join(", "));
     }
     s.push('\n');
     let _ = writeln!(s, "bpf_discover: {} programs found", p.bpf_discovered);
@@ -192,7 +193,10 @@ fn pipeline_text(s: &mut String, trail: &ProbeTrail, after_stitch: usize, wall: 
         let _ = write!(s, " ({} lost: ring buffer full)", p.events_lost);
     }
     s.push('\n');
-    for (name, why) in p.dropped.iter().chain(&p.attach_failed) {
+    for d in &p.dropped {
+        let _ = writeln!(s, "  dropped {}: {}", d.name, d.reason());
+    }
+    for (name, why) in &p.attach_failed {
         let _ = writeln!(s, "  dropped {name}: {why}");
     }
     let _ = writeln!(s, "probes ready {:.1}s after the scheduler attached", p.setup_ms as f64 / 1000.0);

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::{execute_defs, CgroupDef, Ctx, WorkType};
-use crate::check::AssertResult;
+use crate::wire::verdict::AssertResult;
 
 /// Every CPU busy: two cgroups of CPU-bound workers, one worker per CPU in
 /// all, for the test's whole `duration_s`.

@@ -45,7 +45,7 @@ impl CgroupTree {
     }
 
     pub fn set_cpus(&self, name: &str, cpus: &[u32]) -> Result<()> {
-        let list = crate::topology::format_cpu_list(cpus.iter().copied());
+        let list = crate::wire::topology::format_cpu_list(cpus.iter().copied());
         self.write(name, "cpuset.cpus", &list)
     }
 

@@ -3,8 +3,8 @@
 use anyhow::Result;
 
 use super::{execute_defs, CgroupDef, CpusetSpec, Ctx};
-use crate::check::AssertResult;
-use crate::topology::format_cpu_list;
+use crate::wire::topology::format_cpu_list;
+use crate::wire::verdict::AssertResult;
 
 /// Two cgroups on disjoint halves of the CPUs, each with one CPU-bound
 /// worker per CPU it owns. Fails if any worker ran outside its cgroup's

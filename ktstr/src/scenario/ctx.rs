@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::topology::Topology;
+use crate::wire::topology::Topology;
 
 /// What a test body knows about the VM it runs in.
 #[derive(Clone, Debug)]

@@ -18,16 +18,15 @@ mod cgroup;
 pub mod cpuset;
 mod ctx;
 mod run;
-mod stats;
 
 use std::time::Duration;
 
+pub use crate::wire::stats::{CgroupStats, PhaseStats, ScenarioStats, WatchdogTrip};
 pub use ctx::Ctx;
 pub use run::{execute_defs, execute_steps};
-pub use stats::{CgroupStats, PhaseStats, ScenarioStats, WatchdogTrip};
 
-pub use crate::check::AssertResult;
-use crate::topology::Topology;
+use crate::wire::topology::Topology;
+pub use crate::wire::verdict::AssertResult;
 pub use crate::workload::WorkType;
 
 /// Set once a scenario's first workers are released: the guest waits for

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::cgroup::CgroupTree;
-use super::stats::{CgroupStats, PhaseStats, ScenarioStats, WatchdogTrip};
 use super::{CgroupDef, Ctx, HoldSpec, Op, Step, WATCHDOG_STUCK_MS};
-use crate::check::AssertResult;
+use crate::wire::stats::{CgroupStats, PhaseStats, ScenarioStats, WatchdogTrip};
+use crate::wire::verdict::AssertResult;
 use crate::workload::{monotonic_ns, SpawnOptions, WorkerSet};
 
 /// How often the hold looks at the workers and the scheduler.

@@ -1,8 +1,12 @@
 use linkme::distributed_slice;
 
-use super::{AssertResult, BpfMapWrite, Checks, Ctx, Scheduler};
+use super::map_write::BpfMapWrite;
+use super::scheduler::Scheduler;
+use crate::check::Checks;
 use crate::check::ErrorMatchers;
-use crate::topology::{Preset, Topology};
+use crate::scenario::Ctx;
+use crate::wire::topology::{Preset, Topology};
+use crate::wire::AssertResult;
 
 /// One `#[ktstr_test]`: everything the host needs to build its VM and the
 /// guest needs to find its function.
@@ -48,7 +52,7 @@ impl KtstrTestEntry {
     /// `gauntlet/<name>/<preset>` for a variant.
     pub fn full_name(&self) -> String {
         match self.preset {
-            Some(p) => format!("{}{}/{}", super::gauntlet::PREFIX, self.name, p.name),
+            Some(p) => format!("{GAUNTLET_PREFIX}{}/{}", self.name, p.name),
             None => self.name.to_string(),
         }
     }
@@ -64,6 +68,9 @@ impl KtstrTestEntry {
         self.checks.or(self.scheduler.map_or(Checks::NONE, |s| s.checks)).or(Checks::DEFAULT)
     }
 }
+
+/// What every gauntlet variant's name starts with (`gauntlet/<test>/<preset>`).
+pub const GAUNTLET_PREFIX: &str = "gauntlet/";
 
 /// Every `#[ktstr_test]` linked into this binary.
 #[distributed_slice]

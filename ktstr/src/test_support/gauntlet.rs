@@ -10,11 +10,9 @@
 //! ahead of libtest's own lines, and `<name> --exact` runs the named
 //! variants and exits. A plain `cargo test` run does not see them.
 
+pub use super::entry::GAUNTLET_PREFIX as PREFIX;
 use super::entry::{KtstrTestEntry, KTSTR_TESTS};
-use crate::topology::Preset;
-
-/// What every variant's name starts with.
-pub const PREFIX: &str = "gauntlet/";
+use crate::wire::topology::Preset;
 
 /// libtest's arguments, as far as variants are concerned.
 #[derive(Debug, Default, PartialEq)]
@@ -97,7 +95,7 @@ fn run_all(chosen: &[KtstrTestEntry]) -> i32 {
     let mut failed = Vec::new();
     for v in chosen {
         let name = v.full_name();
-        let ok = std::panic::catch_unwind(|| super::run_ktstr_test(v)).is_ok();
+        let ok = std::panic::catch_unwind(|| super::run::run_ktstr_test(v)).is_ok();
         println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
         if !ok {
             failed.push(name);
@@ -115,7 +113,7 @@ fn run_all(chosen: &[KtstrTestEntry]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::gauntlet::{NUMA_2N, SMT_2LLC};
+    use crate::wire::topology::gauntlet::{NUMA_2N, SMT_2LLC};
 
     fn args(s: &str) -> Args {
         parse(&s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
@@ -158,7 +156,7 @@ mod tests {
         KtstrTestEntry {
             name: "gauntlet_unit_probe",
             func: |_| Ok(crate::check::AssertResult::pass()),
-            topology: crate::topology::Topology::new(1, 1, 2, 1),
+            topology: crate::wire::topology::Topology::new(1, 1, 2, 1),
             memory_mb: 1024,
             scheduler: None,
             extra_sched_args: &[],

@@ -1,4 +1,4 @@
-use crate::plan::MapWrite;
+use crate::wire::plan::MapWrite;
 
 /// A value for the guest to write into the scheduler's BPF map once the
 /// workload has started, e.g. a crash knob:

@@ -5,16 +5,16 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::KtstrTestEntry;
+use super::entry::KtstrTestEntry;
 use crate::artifacts::{Artifacts, DumpSource, Variant};
 use crate::kernel::{self, KernelImage, SchedExtSupport};
 use crate::monitor::Monitor;
 use crate::outcome::RunOutcome;
-use crate::plan::{GuestPlan, SchedulerLaunch, ShellPlan};
 use crate::probe::ProbePlan;
 use crate::report::{self, ReportHeader};
 use crate::repro;
 use crate::vm::{self, initramfs, Accel, VmSpec};
+use crate::wire::plan::{GuestPlan, SchedulerLaunch, ShellPlan};
 
 /// Per-run overrides of what the entry says (error-path tests, tooling).
 #[derive(Clone, Debug, Default)]
@@ -275,8 +275,8 @@ fn run_repro(
         Ok(mut r) => {
             let wall = started.elapsed();
             if let Some(p) = r.probe_trail.as_ref().map(|t| &t.pipeline) {
-                for (name, why) in &p.dropped {
-                    tracing::debug!("auto-repro: probe target {name} dropped: {why}");
+                for d in &p.dropped {
+                    tracing::debug!("auto-repro: probe target {} dropped: {}", d.name, d.reason());
                 }
                 for (name, why) in &p.attach_failed {
                     tracing::debug!("auto-repro: {name} not attached: {why}");

@@ -17,12 +17,12 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 
+use super::entry::{find_test, KtstrTestEntry};
 use super::run::{prepare, Purpose, RunOptions};
-use super::{find_test, KtstrTestEntry};
 use crate::channel::GuestMessage;
 use crate::kernel;
-use crate::plan::ShellPlan;
 use crate::vm::{self, VmExit, VmObserver};
+use crate::wire::plan::ShellPlan;
 
 /// The hidden first argument that makes a test binary a shell.
 pub const SHELL_ARG: &str = "--ktstr-shell";

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::Context;
 
 /// Where busybox lives in the guest.
-pub const GUEST_PATH: &str = "/bin/busybox";
+pub const GUEST_PATH: &str = crate::wire::paths::BUSYBOX;
 
 /// Where Debian's busybox packages put it (`/bin` is `/usr/bin` on a
 /// merged-/usr system, but not everywhere).

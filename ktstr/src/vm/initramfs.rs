@@ -18,7 +18,7 @@ const FORMAT: &str = "ktstr-initramfs-v1";
 const KEEP_CACHED: usize = 12;
 
 /// Where guest binaries live besides `/init`.
-pub const SCHED_DIR: &str = "/ktstr/bin";
+pub const SCHED_DIR: &str = crate::wire::paths::SCHED_DIR;
 
 /// Content of one image, guest path → host source.
 #[derive(Default)]
@@ -131,7 +131,7 @@ pub fn extra_file(guest_path: &str, bytes: Vec<u8>) -> ExtraFile {
 }
 
 /// Where include files land in the guest: `/include/<file or directory name>`.
-pub const INCLUDE_DIR: &str = "/include";
+pub const INCLUDE_DIR: &str = crate::wire::paths::INCLUDE_DIR;
 
 /// Host files and directories (a test's `include_files`, `ktstr shell
 /// --include`) as files of the run's segment under [`INCLUDE_DIR`]: each

@@ -27,7 +27,7 @@ pub use memory::GuestMemory;
 pub use qemu::QEMU;
 
 use crate::channel::{Decoder, GuestMessage};
-use crate::topology::Topology;
+use crate::wire::topology::Topology;
 
 #[derive(Clone, Debug)]
 pub struct VmSpec {
@@ -56,7 +56,7 @@ pub struct VmSpec {
 }
 
 /// The guest's end of [`VmSpec::interactive`]'s console.
-pub const SHELL_TTY: &str = "/dev/hvc0";
+pub const SHELL_TTY: &str = crate::wire::paths::SHELL_TTY;
 
 impl VmSpec {
     pub fn cmdline(&self) -> String {

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use super::memory::{RamFiles, LOW_RAM_MAX};
 use super::{Accel, VmSpec};
-use crate::topology::Topology;
+use crate::wire::topology::Topology;
 
 pub const QEMU: &str = "qemu-system-x86_64";
 

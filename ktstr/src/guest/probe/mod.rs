@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::probe::{FuncKind, Pipeline, ProbeEvent, ProbeFunc, ProbePlan, ProbeTrail, Trigger, TriggerStatus};
+use crate::probe::{Dropped, FuncKind, Pipeline, ProbeEvent, ProbeFunc, ProbePlan, ProbeTrail, Trigger, TriggerStatus};
 use btf::{Resolver, Signature};
 
 /// Events held while the scenario runs: the crash is at the end, so the
@@ -159,7 +159,7 @@ fn targets(plan: &ProbePlan, btf: &Resolver, pipeline: &mut Pipeline) -> Vec<Tar
         }
         match add_kernel(name, &mut out) {
             Ok(()) => pipeline.traceable += 1,
-            Err(why) => pipeline.dropped.push((name.clone(), why)),
+            Err(why) => pipeline.dropped.push(Dropped { name: name.clone(), caller_of: None, why }),
         }
     }
     for cb in &callbacks {
@@ -168,9 +168,9 @@ fn targets(plan: &ProbePlan, btf: &Resolver, pipeline: &mut Pipeline) -> Vec<Tar
         out.push(target(out.len(), &cb.func, kind, cb.source.clone(), sig, Some(cb.prog_id)));
         for caller in discover::callers(&cb.member) {
             if let Err(why) = add_kernel(caller, &mut out) {
-                let why = format!("caller of {}: {why}", cb.member);
-                if !pipeline.dropped.iter().any(|(n, _)| n == caller) {
-                    pipeline.dropped.push((caller.to_string(), why));
+                if !pipeline.dropped.iter().any(|d| d.name == *caller) {
+                    let caller_of = Some(cb.member.clone());
+                    pipeline.dropped.push(Dropped { name: caller.to_string(), caller_of, why });
                 }
             }
         }

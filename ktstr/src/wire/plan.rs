@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::topology::Topology;
+use super::topology::Topology;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GuestPlan {
@@ -28,7 +28,7 @@ pub struct GuestPlan {
     pub map_writes: Vec<MapWrite>,
     /// Auto-repro's probes, attached once the scheduler has attached.
     #[serde(default)]
-    pub probes: Option<crate::probe::ProbePlan>,
+    pub probes: Option<super::probe::ProbePlan>,
     /// The host monitors this run: send the kernel symbols it needs,
     /// switch on the optional counters, report BPF program figures.
     #[serde(default)]
@@ -66,7 +66,7 @@ pub struct SchedulerLaunch {
 }
 
 impl GuestPlan {
-    pub const PATH: &'static str = "/ktstr/plan.json";
+    pub const PATH: &'static str = super::paths::PLAN;
 }
 
 /// One value written into a loaded scheduler's global variable: the map

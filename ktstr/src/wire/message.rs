@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::AssertResult;
-use crate::dump::FailureDump;
-use crate::monitor::wire::{BpfStats, KernelSymbols};
-use crate::probe::ProbeTrail;
+use super::dump::FailureDump;
+use super::monitor::{BpfStats, KernelSymbols};
+use super::probe::ProbeTrail;
+use super::verdict::AssertResult;
 
 /// How far the guest runtime got. Sent as each stage is reached, so the
 /// host can name the last one when a run ends early.
@@ -19,6 +19,42 @@ pub enum Stage {
     SchedulerAttached { ops: String, after_ms: u64 },
     /// The test function is about to run.
     PayloadStarted,
+}
+
+/// The step of the guest runtime a [`GuestMessage::Error`] comes from.
+/// On the wire and in words, the names below (`mounts`, `bpf_map_write`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestStep {
+    /// Mounting /proc, /sys, cgroup2, tracefs...: not fatal by itself.
+    Mounts,
+    /// Reading the plan, or finding the test it names.
+    Plan,
+    /// Starting the scheduler or waiting for it to attach.
+    Scheduler,
+    /// Writing a `bpf_map_write` into the scheduler's maps.
+    #[serde(rename = "bpf_map_write")]
+    MapWrite,
+    /// Switching on the sched_ext_dump trace event.
+    Trace,
+    /// The payload ran past its time and the guest took a dump on demand.
+    Hang,
+    /// `cargo ktstr shell`'s shell.
+    Shell,
+}
+
+impl std::fmt::Display for GuestStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GuestStep::Mounts => "mounts",
+            GuestStep::Plan => "plan",
+            GuestStep::Scheduler => "scheduler",
+            GuestStep::MapWrite => "bpf_map_write",
+            GuestStep::Trace => "trace",
+            GuestStep::Hang => "hang",
+            GuestStep::Shell => "shell",
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,9 +71,10 @@ pub enum GuestMessage {
         stream: LogStream,
         line: String,
     },
-    /// A guest-runtime problem, in words (e.g. why the scheduler never attached).
+    /// A guest-runtime problem, in words (e.g. why the scheduler never
+    /// attached), and the step of the guest runtime it happened in.
     Error {
-        stage: String,
+        stage: GuestStep,
         message: String,
     },
     /// The scheduler process ended (or the kernel ended its scheduler);

@@ -1,12 +1,10 @@
 //! What a scenario measured, phase by phase: the data the host checks and
 //! renders (`--- stats ---`, `--- timeline ---`). Plain data: it crosses
-//! the channel inside [`crate::check::AssertResult`].
+//! the channel inside [`super::AssertResult`].
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-
-use crate::workload::WorkerReport;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioStats {
@@ -106,5 +104,95 @@ impl ScenarioStats {
             }
         }
         out
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkType {
+    /// CPU-bound: one fixed compute unit (~20 µs natively) per iteration.
+    #[default]
+    SpinWait,
+    /// A small compute unit, then `sched_yield()`, every iteration.
+    YieldHeavy,
+    /// Sleep/wake between pairs: PingPong workers of one set pair up in
+    /// order and hand a turn back and forth through a futex word, one
+    /// waking the other and then waiting. An odd one out sleeps ~100 µs
+    /// per iteration instead.
+    PingPong,
+    /// Compute for ~2 ms (one unit per iteration), then sleep ~1 ms.
+    Bursty,
+    /// Rotates every iteration through a compute unit, a yield and a
+    /// ~200 µs sleep, so enqueue, dispatch and wake-up paths all stay busy.
+    Mixed,
+}
+
+/// What one worker did over one interval (a phase), or the merge of several.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    pub pid: u32,
+    pub work_type: WorkType,
+    pub iterations: u64,
+    /// Length of the interval covered.
+    pub wall_ns: u64,
+    /// Distinct CPUs it ran on in the interval (CPUs below `workload::MAX_CPUS`), sorted.
+    pub cpus: Vec<u32>,
+    /// CPU changes seen between consecutive iterations.
+    pub migrations: u64,
+    /// Longest gap between iterations outside voluntary sleeps.
+    pub max_gap_ns: u64,
+    /// CPU it resumed on after that gap.
+    pub max_gap_cpu: u32,
+    /// When that gap began, as an offset from the set's epoch.
+    pub max_gap_at_ns: u64,
+    /// Time on CPU (`/proc/<pid>/schedstat` field 1) over the interval.
+    pub run_ns: u64,
+    /// Time runnable but waiting (schedstat field 2) over the interval.
+    pub run_delay_ns: u64,
+    /// Times it was scheduled in (schedstat field 3) over the interval.
+    pub timeslices: u64,
+}
+
+impl WorkerReport {
+    /// Iterations per second of `wall_ns` (0 when `wall_ns` is 0).
+    pub fn iteration_rate(&self) -> f64 {
+        if self.wall_ns == 0 {
+            return 0.0;
+        }
+        self.iterations as f64 * 1e9 / self.wall_ns as f64
+    }
+
+    /// Share of the interval spent off CPU, in percent, within [0, 100].
+    pub fn off_cpu_pct(&self) -> f64 {
+        if self.wall_ns == 0 {
+            return 0.0;
+        }
+        let off = self.wall_ns as f64 - self.run_ns as f64;
+        (100.0 * off / self.wall_ns as f64).clamp(0.0, 100.0)
+    }
+
+    /// Folds in the report of a later interval: counters and wall time add
+    /// up, CPU sets unite, the larger gap stays with its CPU and time. An
+    /// empty (default) report takes the pid and work type of `later`.
+    pub fn merge(&mut self, later: &WorkerReport) {
+        if self.pid == 0 {
+            self.pid = later.pid;
+            self.work_type = later.work_type;
+        }
+        // Saturating: the figures come from the guest, which the host does
+        // not trust to keep them sane.
+        self.iterations = self.iterations.saturating_add(later.iterations);
+        self.wall_ns = self.wall_ns.saturating_add(later.wall_ns);
+        self.cpus.extend_from_slice(&later.cpus);
+        self.cpus.sort_unstable();
+        self.cpus.dedup();
+        self.migrations = self.migrations.saturating_add(later.migrations);
+        if later.max_gap_ns > self.max_gap_ns {
+            self.max_gap_ns = later.max_gap_ns;
+            self.max_gap_cpu = later.max_gap_cpu;
+            self.max_gap_at_ns = later.max_gap_at_ns;
+        }
+        self.run_ns = self.run_ns.saturating_add(later.run_ns);
+        self.run_delay_ns = self.run_delay_ns.saturating_add(later.run_delay_ns);
+        self.timeslices = self.timeslices.saturating_add(later.timeslices);
     }
 }

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::ScenarioStats;
+use super::stats::ScenarioStats;
 
 /// A test's verdict: passed, or failed with one detail line per violated
 /// check (the lines printed under the report header), plus what the
