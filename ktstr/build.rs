@@ -1,5 +1,6 @@
 // Compile the guest's BPF programs into objects and libbpf-rs skeletons:
-// auto-repro's probes (src/probe/bpf/probe.bpf.c, $OUT_DIR/probe_skel.rs)
+// auto-repro's probes (src/guest/probe/bpf/probe.bpf.c, beside their loader
+// guest/probe/attach.rs; $OUT_DIR/probe_skel.rs)
 // and the monitor's symbol lookup (src/guest/bpf/ksym.bpf.c,
 // $OUT_DIR/ksym_skel.rs). The clang command comes from $BPF_CLANG, set in
 // the workspace's .cargo/config.toml.
@@ -14,7 +15,7 @@ fn main() {
     scx_cargo::BpfBuilder::new()
         .expect("scx_cargo: cannot set up the BPF build (is $BPF_CLANG a clang >= 18?)")
         .add_cflag(&format!("-D__TARGET_ARCH_{arch}"))
-        .enable_skel("src/probe/bpf/probe.bpf.c", "probe")
+        .enable_skel("src/guest/probe/bpf/probe.bpf.c", "probe")
         .build()
         .expect("scx_cargo: building auto-repro's probe programs failed");
     scx_cargo::BpfBuilder::new()

@@ -4,11 +4,60 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprArray, ExprLit, Lit, LitInt, LitStr, Meta, Path, Token};
 
-const KNOWN: &str = "numa_nodes, llcs, cores, threads, memory_mb, duration_s, scheduler, extra_sched_args, \
-                     not_starved, max_gap_ms, max_spread_pct, min_iteration_rate, bpf_map_write, expect_err, \
-                     expect_scx_bpf_error_contains, expect_scx_bpf_error_matches, auto_repro, \
-                     max_imbalance_ratio, max_local_dsq_depth, fail_on_stall, sustained_samples, \
-                     max_fallback_rate, max_keep_last_rate, gauntlet, include_files";
+/// The attributes that are not check thresholds.
+const OTHERS: &[&str] = &[
+    "numa_nodes",
+    "llcs",
+    "cores",
+    "threads",
+    "memory_mb",
+    "duration_s",
+    "scheduler",
+    "extra_sched_args",
+    "include_files",
+    "bpf_map_write",
+    "expect_err",
+    "expect_scx_bpf_error_contains",
+    "expect_scx_bpf_error_matches",
+    "auto_repro",
+    "gauntlet",
+];
+
+/// What a threshold's value must be.
+#[derive(Clone, Copy)]
+pub enum Value {
+    Bool,
+    /// An integer above zero.
+    Positive,
+    /// An integer, zero allowed.
+    Integer,
+    /// An integer or a float.
+    Number,
+}
+
+/// The check thresholds: one row per field of `ktstr::check::Checks`, in
+/// its order, with what its value must be. This table is the one place the
+/// macro knows them: a given threshold becomes `Some(value)` in the entry's
+/// `Checks`, the rest stay `None` (the scheduler's, then the defaults,
+/// decide). ktstr's `tests/attributes.rs` holds `Checks`, README's table
+/// and this table to the same names.
+pub const THRESHOLDS: &[(&str, Value)] = &[
+    ("not_starved", Value::Bool),
+    ("max_gap_ms", Value::Positive),
+    ("max_spread_pct", Value::Number),
+    ("min_iteration_rate", Value::Number),
+    ("max_imbalance_ratio", Value::Number),
+    ("max_local_dsq_depth", Value::Integer),
+    ("fail_on_stall", Value::Bool),
+    ("sustained_samples", Value::Positive),
+    ("max_fallback_rate", Value::Number),
+    ("max_keep_last_rate", Value::Number),
+];
+
+/// Every attribute, for the "accepted:" list of errors.
+fn known() -> String {
+    OTHERS.iter().chain(THRESHOLDS.iter().map(|(n, _)| n)).copied().collect::<Vec<_>>().join(", ")
+}
 
 /// ktstr's `topology::gauntlet` presets, by name (the expansion refers to
 /// each preset's const, so a name missing there fails to compile too).
@@ -19,24 +68,17 @@ pub struct TestAttrs {
     pub llcs: u32,
     pub cores: u32,
     pub threads: u32,
-    pub memory_mb: u32,
-    pub duration_s: u64,
+    /// `None`: `KtstrTestEntry::DEFAULT_MEMORY_MB` / `DEFAULT_DURATION_S`,
+    /// the one place those defaults live.
+    pub memory_mb: Option<u32>,
+    pub duration_s: Option<u64>,
     pub scheduler: Option<Path>,
     pub extra_sched_args: Vec<LitStr>,
     /// Host files or directories copied into the guest under `/include`.
     pub include_files: Vec<LitStr>,
-    /// Check thresholds; `None` defers to the scheduler's, then the defaults.
-    pub not_starved: Option<bool>,
-    pub max_gap_ms: Option<u64>,
-    pub max_spread_pct: Option<f64>,
-    pub min_iteration_rate: Option<f64>,
-    /// The monitor's thresholds; `None` defers like the checks above.
-    pub max_imbalance_ratio: Option<f64>,
-    pub max_local_dsq_depth: Option<u32>,
-    pub fail_on_stall: Option<bool>,
-    pub sustained_samples: Option<u32>,
-    pub max_fallback_rate: Option<f64>,
-    pub max_keep_last_rate: Option<f64>,
+    /// The check thresholds given, as (name, value) in [`THRESHOLDS`]' order;
+    /// the others defer to the scheduler's, then the defaults.
+    pub thresholds: Vec<(syn::Ident, proc_macro2::TokenStream)>,
     /// Paths to `BpfMapWrite` statics, applied in order.
     pub bpf_map_write: Vec<Path>,
     /// The test pins a failure: it passes only if the run fails.
@@ -58,21 +100,12 @@ impl Default for TestAttrs {
             llcs: 1,
             cores: 2,
             threads: 1,
-            memory_mb: 2048,
-            duration_s: 10,
+            memory_mb: None,
+            duration_s: None,
             scheduler: None,
             extra_sched_args: Vec::new(),
             include_files: Vec::new(),
-            not_starved: None,
-            max_gap_ms: None,
-            max_spread_pct: None,
-            min_iteration_rate: None,
-            max_imbalance_ratio: None,
-            max_local_dsq_depth: None,
-            fail_on_stall: None,
-            sustained_samples: None,
-            max_fallback_rate: None,
-            max_keep_last_rate: None,
+            thresholds: Vec::new(),
             bpf_map_write: Vec::new(),
             expect_err: false,
             expect_contains: None,
@@ -93,7 +126,7 @@ impl Parse for TestAttrs {
             let Meta::NameValue(nv) = &meta else {
                 return Err(syn::Error::new_spanned(
                     &meta,
-                    format!("expected `name = value`; #[ktstr_test] accepts: {KNOWN}"),
+                    format!("expected `name = value`; #[ktstr_test] accepts: {}", known()),
                 ));
             };
             let key = nv.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
@@ -110,8 +143,8 @@ impl Parse for TestAttrs {
                 "llcs" => a.llcs = positive(v, &key)?,
                 "cores" => a.cores = positive(v, &key)?,
                 "threads" => a.threads = positive(v, &key)?,
-                "memory_mb" => a.memory_mb = positive(v, &key)?,
-                "duration_s" => a.duration_s = positive::<u64>(v, &key)?,
+                "memory_mb" => a.memory_mb = Some(positive(v, &key)?),
+                "duration_s" => a.duration_s = Some(positive::<u64>(v, &key)?),
                 "scheduler" => match v {
                     Expr::Path(p) => a.scheduler = Some(p.path.clone()),
                     _ => {
@@ -123,28 +156,24 @@ impl Parse for TestAttrs {
                 },
                 "extra_sched_args" => a.extra_sched_args = string_array(v)?,
                 "include_files" => a.include_files = include_paths(v)?,
-                "not_starved" => a.not_starved = Some(boolean(v, &key)?),
-                "max_gap_ms" => a.max_gap_ms = Some(positive::<u64>(v, &key)?),
-                "max_spread_pct" => a.max_spread_pct = Some(number(v, &key)?),
-                "min_iteration_rate" => a.min_iteration_rate = Some(number(v, &key)?),
-                "max_imbalance_ratio" => a.max_imbalance_ratio = Some(number(v, &key)?),
-                "max_local_dsq_depth" => a.max_local_dsq_depth = Some(integer(v, &key)?),
-                "fail_on_stall" => a.fail_on_stall = Some(boolean(v, &key)?),
-                "sustained_samples" => a.sustained_samples = Some(positive::<u32>(v, &key)?),
-                "max_fallback_rate" => a.max_fallback_rate = Some(number(v, &key)?),
-                "max_keep_last_rate" => a.max_keep_last_rate = Some(number(v, &key)?),
                 "bpf_map_write" => a.bpf_map_write = paths(v, &key)?,
                 "expect_err" => a.expect_err = boolean(v, &key)?,
                 "auto_repro" => a.auto_repro = boolean(v, &key)?,
                 "expect_scx_bpf_error_contains" => a.expect_contains = Some(pattern(v, &key, false)?),
                 "expect_scx_bpf_error_matches" => a.expect_matches = Some(pattern(v, &key, true)?),
                 "gauntlet" => a.gauntlet = presets(v)?,
-                _ => {
-                    return Err(syn::Error::new_spanned(
-                        &nv.path,
-                        format!("unknown #[ktstr_test] attribute `{key}`; accepted: {KNOWN}"),
-                    ))
-                }
+                _ => match THRESHOLDS.iter().find(|(n, _)| *n == key) {
+                    Some((_, kind)) => {
+                        let value = threshold(v, &key, *kind)?;
+                        a.thresholds.push((syn::Ident::new(&key, syn::spanned::Spanned::span(&nv.path)), value));
+                    }
+                    None => {
+                        return Err(syn::Error::new_spanned(
+                            &nv.path,
+                            format!("unknown #[ktstr_test] attribute `{key}`; accepted: {}", known()),
+                        ))
+                    }
+                },
             }
         }
         if !a.expect_err {
@@ -171,6 +200,30 @@ impl Parse for TestAttrs {
         }
         Ok(a)
     }
+}
+
+/// A threshold's value as the expansion writes it (integers unsuffixed, so
+/// they take the type of `Checks`' field).
+fn threshold(v: &Expr, key: &str, kind: Value) -> syn::Result<proc_macro2::TokenStream> {
+    let span = syn::spanned::Spanned::span(v);
+    Ok(match kind {
+        Value::Bool => {
+            let b = boolean(v, key)?;
+            quote::quote_spanned!(span=> #b)
+        }
+        Value::Positive => lit_u64(positive::<u64>(v, key)?, span),
+        Value::Integer => lit_u64(integer::<u64>(v, key)?, span),
+        Value::Number => {
+            let n = number(v, key)?;
+            quote::quote_spanned!(span=> #n)
+        }
+    })
+}
+
+fn lit_u64(n: u64, span: proc_macro2::Span) -> proc_macro2::TokenStream {
+    let mut lit = proc_macro2::Literal::u64_unsuffixed(n);
+    lit.set_span(span);
+    quote::quote!(#lit)
 }
 
 fn positive<T: std::str::FromStr + PartialEq + From<u8>>(v: &Expr, key: &str) -> syn::Result<T>

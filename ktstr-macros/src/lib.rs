@@ -42,21 +42,20 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
     func.sig.ident = body_ident.clone();
     let vis = &func.vis;
 
-    let TestAttrs { numa_nodes, llcs, cores, threads, memory_mb, duration_s, scheduler, extra_sched_args, .. } = &a;
+    let TestAttrs { numa_nodes, llcs, cores, threads, scheduler, extra_sched_args, .. } = &a;
+    let memory_mb = match a.memory_mb {
+        Some(n) => quote!(#n),
+        None => quote!(::ktstr::test_support::KtstrTestEntry::DEFAULT_MEMORY_MB),
+    };
+    let duration_s = match a.duration_s {
+        Some(n) => quote!(#n),
+        None => quote!(::ktstr::test_support::KtstrTestEntry::DEFAULT_DURATION_S),
+    };
     let opt = |v: Option<proc_macro2::TokenStream>| match v {
         Some(v) => quote!(::core::option::Option::Some(#v)),
         None => quote!(::core::option::Option::None),
     };
-    let not_starved = opt(a.not_starved.map(|b| quote!(#b)));
-    let max_gap_ms = opt(a.max_gap_ms.map(|n| quote!(#n)));
-    let max_spread_pct = opt(a.max_spread_pct.map(|n| quote!(#n)));
-    let min_iteration_rate = opt(a.min_iteration_rate.map(|n| quote!(#n)));
-    let max_imbalance_ratio = opt(a.max_imbalance_ratio.map(|n| quote!(#n)));
-    let max_local_dsq_depth = opt(a.max_local_dsq_depth.map(|n| quote!(#n)));
-    let fail_on_stall = opt(a.fail_on_stall.map(|b| quote!(#b)));
-    let sustained_samples = opt(a.sustained_samples.map(|n| quote!(#n)));
-    let max_fallback_rate = opt(a.max_fallback_rate.map(|n| quote!(#n)));
-    let max_keep_last_rate = opt(a.max_keep_last_rate.map(|n| quote!(#n)));
+    let (threshold_names, threshold_values): (Vec<_>, Vec<_>) = a.thresholds.iter().cloned().unzip();
     let expect_err = a.expect_err;
     let auto_repro = a.auto_repro;
     let expect_contains = opt(a.expect_contains.as_ref().map(|s| quote!(#s)));
@@ -90,16 +89,8 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
             include_files: &[#(#include_files),*],
             duration_s: #duration_s,
             checks: ::ktstr::test_support::Checks {
-                not_starved: #not_starved,
-                max_gap_ms: #max_gap_ms,
-                max_spread_pct: #max_spread_pct,
-                min_iteration_rate: #min_iteration_rate,
-                max_imbalance_ratio: #max_imbalance_ratio,
-                max_local_dsq_depth: #max_local_dsq_depth,
-                fail_on_stall: #fail_on_stall,
-                sustained_samples: #sustained_samples,
-                max_fallback_rate: #max_fallback_rate,
-                max_keep_last_rate: #max_keep_last_rate,
+                #(#threshold_names: ::core::option::Option::Some(#threshold_values),)*
+                ..::ktstr::test_support::Checks::NONE
             },
             bpf_map_writes: &[#(&#map_writes),*],
             expect_err: #expect_err,

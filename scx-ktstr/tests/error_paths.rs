@@ -224,7 +224,10 @@ fn kernel_panic_is_reported() {
 fn missing_scheduler_binary_is_reported() {
     let f = run_expect_failure("payload_missing_sched", RunOptions::default());
     assert_eq!(f.stage, "scheduler binary (no VM was booted)");
-    assert_eq!(f.reasons, ["scheduler binary /nonexistent/scx-missing does not exist"]);
+    assert_eq!(
+        f.reasons,
+        ["scheduler binary /nonexistent/scx-missing does not exist: build it there, or fix the path given to `Scheduler::path`"]
+    );
 }
 
 #[test]

@@ -14,46 +14,59 @@ pub use matchers::ErrorMatchers;
 
 use crate::wire::stats::{CgroupStats, ScenarioStats, WorkerReport};
 
-/// Thresholds, each `None` when not set at that level. A test's attributes
-/// override its scheduler's [`Checks`], which override [`Checks::DEFAULT`].
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Checks {
+/// Declares [`Checks`] with [`Checks::NONE`] and [`Checks::or`] from one
+/// list of its thresholds, so a new threshold is one line here (and one row
+/// in the `#[ktstr_test]` macro's `THRESHOLDS` table, which
+/// `tests/attributes.rs` holds to this list).
+macro_rules! thresholds {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty,)*) => {
+        /// Thresholds, each `None` when not set at that level. A test's
+        /// attributes override its scheduler's [`Checks`], which override
+        /// [`Checks::DEFAULT`].
+        #[derive(Clone, Copy, Debug, Default, PartialEq)]
+        pub struct Checks {
+            $($(#[$doc])* pub $name: Option<$ty>,)*
+        }
+
+        impl Checks {
+            /// Nothing set: defer to the next level.
+            pub const NONE: Checks = Checks { $($name: None,)* };
+
+            /// The attribute names of the thresholds, in field order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name),)*];
+
+            /// `self`, with unset thresholds taken from `fallback`.
+            pub const fn or(self, fallback: Checks) -> Checks {
+                // `Option::or` is not const.
+                Checks { $($name: if self.$name.is_some() { self.$name } else { fallback.$name },)* }
+            }
+        }
+    };
+}
+
+thresholds! {
     /// Every worker must make progress (`tid N starved (0 work units)`).
-    pub not_starved: Option<bool>,
+    not_starved: bool,
     /// Longest off-CPU gap a worker may see, in ms.
-    pub max_gap_ms: Option<u64>,
+    max_gap_ms: u64,
     /// Largest spread of off-CPU % between the workers of one cgroup.
-    pub max_spread_pct: Option<f64>,
+    max_spread_pct: f64,
     /// Slowest iteration rate a worker may have, per second.
-    pub min_iteration_rate: Option<f64>,
+    min_iteration_rate: f64,
     /// The host-side monitor's thresholds (see `monitor::verdict`): each
     /// must be violated for `sustained_samples` samples in a row.
-    pub max_imbalance_ratio: Option<f64>,
-    pub max_local_dsq_depth: Option<u32>,
+    max_imbalance_ratio: f64,
+    max_local_dsq_depth: u32,
     /// A CPU holding runnable tasks that it does not run (idle, or its
     /// run-queue clock standing still).
-    pub fail_on_stall: Option<bool>,
-    pub sustained_samples: Option<u32>,
+    fail_on_stall: bool,
+    sustained_samples: u32,
     /// SCX events per second (`select_cpu_fallback`, `dispatch_keep_last`).
-    pub max_fallback_rate: Option<f64>,
-    pub max_keep_last_rate: Option<f64>,
+    max_fallback_rate: f64,
+    max_keep_last_rate: f64,
 }
 
 impl Checks {
-    /// Nothing set: defer to the next level.
-    pub const NONE: Checks = Checks {
-        not_starved: None,
-        max_gap_ms: None,
-        max_spread_pct: None,
-        min_iteration_rate: None,
-        max_imbalance_ratio: None,
-        max_local_dsq_depth: None,
-        fail_on_stall: None,
-        sustained_samples: None,
-        max_fallback_rate: None,
-        max_keep_last_rate: None,
-    };
-
     /// What every test is held to unless told otherwise: no starved
     /// worker, and no gap longer than the work-conservation watchdog's
     /// threshold. Fairness and rate floors depend on the scheduler's
@@ -65,32 +78,6 @@ impl Checks {
         sustained_samples: Some(3),
         ..Checks::NONE
     };
-
-    /// `self`, with unset thresholds taken from `fallback`.
-    pub const fn or(self, fallback: Checks) -> Checks {
-        // `Option::or` is not const.
-        macro_rules! or {
-            ($f:ident) => {
-                if self.$f.is_some() {
-                    self.$f
-                } else {
-                    fallback.$f
-                }
-            };
-        }
-        Checks {
-            not_starved: or!(not_starved),
-            max_gap_ms: or!(max_gap_ms),
-            max_spread_pct: or!(max_spread_pct),
-            min_iteration_rate: or!(min_iteration_rate),
-            max_imbalance_ratio: or!(max_imbalance_ratio),
-            max_local_dsq_depth: or!(max_local_dsq_depth),
-            fail_on_stall: or!(fail_on_stall),
-            sustained_samples: or!(sustained_samples),
-            max_fallback_rate: or!(max_fallback_rate),
-            max_keep_last_rate: or!(max_keep_last_rate),
-        }
-    }
 }
 
 /// The detail lines of every threshold `stats` violates; empty when all hold.

@@ -16,13 +16,13 @@ mod shell;
 use std::time::Duration;
 
 use crate::channel::{GuestMessage, GuestStep, Stage};
-use crate::check::AssertResult;
 use crate::scenario::Ctx;
 use crate::wire::plan::GuestPlan;
+use crate::wire::AssertResult;
 use reporter::Reporter;
 
 /// A test function, as `#[ktstr_test]` registers it.
-pub type TestFn = fn(&crate::scenario::Ctx) -> anyhow::Result<crate::wire::AssertResult>;
+pub type TestFn = fn(&Ctx) -> anyhow::Result<AssertResult>;
 
 /// Called before `main` by every `#[ktstr_test]` binary. On the host it
 /// returns at once; as PID 1 in a ktstr guest it runs the plan and never

@@ -51,7 +51,8 @@ pub struct Verdict {
 }
 
 pub fn evaluate(m: &MonitorReport, checks: &Checks) -> Verdict {
-    let n = checks.sustained_samples.unwrap_or(3) as usize;
+    // `checks` are the thresholds in force (Checks::DEFAULT sets this one).
+    let n = checks.sustained_samples.or(Checks::DEFAULT.sustained_samples).unwrap_or(1) as usize;
     Verdict { failures: failures(m, checks, n), stuck: stalls(&m.samples, n).len() }
 }
 

@@ -45,6 +45,8 @@ pub struct KtstrTestEntry {
 }
 
 impl KtstrTestEntry {
+    /// Defaults of `memory_mb` and `duration_s`: the `#[ktstr_test]`
+    /// expansion names these when the attributes are not given.
     pub const DEFAULT_MEMORY_MB: u32 = 2048;
     pub const DEFAULT_DURATION_S: u64 = 10;
 

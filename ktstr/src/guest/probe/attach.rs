@@ -21,7 +21,7 @@ use super::Target;
 use crate::probe::{FuncKind, Pipeline, TriggerStatus};
 
 #[allow(clippy::all, dead_code, non_camel_case_types, non_snake_case, unused_qualifications)]
-mod skel {
+pub(super) mod skel {
     include!(concat!(env!("OUT_DIR"), "/probe_skel.rs"));
 }
 use skel::{OpenProbeSkel, ProbeSkel, ProbeSkelBuilder};
@@ -321,24 +321,30 @@ fn trigger(maps: &Shared, broken: bool) -> Result<(ProbeSkel<'static>, Link)> {
     Ok((skel, link))
 }
 
-/// probe.h's `struct ktstr_func_spec`, little by little: four u32s, then
-/// MAX_FIELDS `{u32 off; u8 arg, size, deref, pad}`.
+/// probe.h's `struct ktstr_func_spec` for `t`, as the map stores it.
 fn spec_bytes(t: &Target) -> Vec<u8> {
-    let mut b = Vec::with_capacity(16 + 8 * MAX_FIELDS);
-    let via_ctx = u32::from(t.prog_id.is_some());
-    let nargs = t.func.params.len().min(MAX_ARGS) as u32;
-    for v in [1u32, nargs, t.sig.reads.len().min(MAX_FIELDS) as u32, via_ctx] {
-        b.extend_from_slice(&v.to_ne_bytes());
+    use skel::types::{ktstr_field_spec, ktstr_func_spec};
+    let mut spec = ktstr_func_spec {
+        live: 1,
+        nargs: t.func.params.len().min(MAX_ARGS) as u32,
+        nfields: t.sig.reads.len().min(MAX_FIELDS) as u32,
+        args_via_ctx: u32::from(t.prog_id.is_some()),
+        ..Default::default()
+    };
+    for (slot, r) in spec.fields.iter_mut().zip(&t.sig.reads) {
+        *slot = ktstr_field_spec { off: r.off, arg: r.arg, size: r.size, deref: u8::from(r.deref), pad: 0 };
     }
-    for i in 0..MAX_FIELDS {
-        match t.sig.reads.get(i) {
-            Some(r) => {
-                b.extend_from_slice(&r.off.to_ne_bytes());
-                b.extend_from_slice(&[r.arg, r.size, u8::from(r.deref), 0]);
-            }
-            None => b.extend_from_slice(&[0; 8]),
-        }
-    }
-    debug_assert_eq!(b.len(), std::mem::size_of::<skel::types::ktstr_func_spec>());
-    b
+    // SAFETY: a #[repr(C)] struct of integers, Copy, with no padding
+    // (four u32s, then 8-byte field specs): every byte is initialized.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&spec as *const ktstr_func_spec).cast::<u8>(),
+            std::mem::size_of::<ktstr_func_spec>(),
+        )
+    };
+    bytes.to_vec()
 }
+
+// The limits in btf.rs are probe.h's: a change there fails to build here.
+const _: fn(skel::types::ktstr_func_spec) -> [skel::types::ktstr_field_spec; MAX_FIELDS] = |s| s.fields;
+const _: fn(skel::types::ktstr_probe_event) -> [u64; MAX_ARGS] = |e| e.args;

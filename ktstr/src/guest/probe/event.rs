@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use libbpf_rs::{MapHandle, RingBufferBuilder};
 
+use super::attach::skel::types::ktstr_probe_event;
 use super::attach::Attached;
 use super::btf::{MAX_ARGS, MAX_FIELDS};
 
@@ -17,13 +18,6 @@ pub const TRIGGER: u32 = 2;
 /// Returns kept after the exit (many more than the trail shows: most are
 /// other tasks').
 const AFTER_TRIGGER_CAP: usize = 4096;
-
-/// probe.h's `struct ktstr_probe_event`: ts, task, then func, cpu, kind,
-/// pid (u32 each), args, fields, comm[16].
-const ARGS_AT: usize = 32;
-const FIELDS_AT: usize = ARGS_AT + 8 * MAX_ARGS;
-const COMM_AT: usize = FIELDS_AT + 8 * MAX_FIELDS;
-const SIZE: usize = COMM_AT + 16;
 
 #[derive(Clone, Debug)]
 pub struct Raw {
@@ -39,25 +33,28 @@ pub struct Raw {
 }
 
 impl Raw {
-    /// `None` for a record of the wrong size (never from our programs).
+    /// A ring buffer record, read as probe.h's `struct ktstr_probe_event`
+    /// (the skeleton's type); `None` for a record too short to be one
+    /// (never from our programs).
     pub fn parse(b: &[u8]) -> Option<Raw> {
-        if b.len() < SIZE {
+        if b.len() < std::mem::size_of::<ktstr_probe_event>() {
             return None;
         }
-        let u64_at = |at: usize| u64::from_ne_bytes(b[at..at + 8].try_into().unwrap_or_default());
-        let u32_at = |at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().unwrap_or_default());
-        let comm = &b[COMM_AT..COMM_AT + 16];
-        let comm_len = comm.iter().position(|&c| c == 0).unwrap_or(16);
+        // SAFETY: `b` holds at least one ktstr_probe_event, a #[repr(C)]
+        // struct of integers (any bit pattern is valid); the record need not
+        // be aligned, hence read_unaligned.
+        let e: ktstr_probe_event = unsafe { std::ptr::read_unaligned(b.as_ptr().cast()) };
+        let comm: Vec<u8> = e.comm.iter().map(|&c| c as u8).take_while(|&c| c != 0).collect();
         Some(Raw {
-            ts: u64_at(0),
-            task: u64_at(8),
-            func: u32_at(16),
-            cpu: u32_at(20),
-            kind: u32_at(24),
-            pid: u32_at(28),
-            args: std::array::from_fn(|i| u64_at(ARGS_AT + 8 * i)),
-            fields: std::array::from_fn(|i| u64_at(FIELDS_AT + 8 * i)),
-            comm: String::from_utf8_lossy(&comm[..comm_len]).into_owned(),
+            ts: e.ts,
+            task: e.task,
+            func: e.func,
+            cpu: e.cpu,
+            kind: e.kind,
+            pid: e.pid,
+            args: e.args,
+            fields: e.fields,
+            comm: String::from_utf8_lossy(&comm).into_owned(),
         })
     }
 }

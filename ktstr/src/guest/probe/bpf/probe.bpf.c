@@ -48,6 +48,13 @@ struct {
 /* The function id of each fentry/fexit slot of this batch. */
 const volatile u32 slot_func[KTSTR_PROBE_SLOTS];
 
+/*
+ * Never read: it makes the skeleton generate `struct ktstr_probe_event`
+ * for the loader (a ring buffer's records have no type of their own), so
+ * a change here breaks the Rust build instead of the decoding.
+ */
+const volatile struct ktstr_probe_event ktstr_probe_event_layout;
+
 static __always_inline void count(u32 which)
 {
 	u64 *v = bpf_map_lookup_elem(&stats, &which);

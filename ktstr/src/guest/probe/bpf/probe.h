@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Shared between probe.bpf.c and the guest's loader (guest/probe). */
+/* Shared between probe.bpf.c and its loader (guest/probe/attach.rs,
+ * event.rs), which reads these structs as the skeleton generates them. */
 #ifndef KTSTR_PROBE_H
 #define KTSTR_PROBE_H
 
