@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::dump::FailureDump;
+use crate::judge::Verdict;
 use crate::outcome::RunOutcome;
 use crate::vm::qmp::VcpuRegisters;
 use crate::wire::records::{self, StatsSidecar};
@@ -70,7 +71,7 @@ impl Artifacts {
     }
 
     /// The stats sidecar of any run that reached a VM.
-    pub fn write_stats(&self, v: &Variant, o: &RunOutcome, reasons: &[String], expect_err: bool) -> Result<()> {
+    pub fn write_stats(&self, v: &Variant, o: &RunOutcome, verdict: &Verdict, expect_err: bool) -> Result<()> {
         let doc = StatsSidecar {
             test: v.test.to_string(),
             scheduler: v.scheduler.map(str::to_string),
@@ -78,14 +79,14 @@ impl Artifacts {
             kernel: v.kernel_release.to_string(),
             kernel_image: v.kernel_image.map(Path::to_path_buf),
             binary_id: std::env::var("NEXTEST_BINARY_ID").ok(),
-            passed: reasons.is_empty(),
+            passed: verdict.passed(),
             expected_failure: expect_err,
             stage: o.stage.to_string(),
-            reasons: reasons.to_vec(),
+            reasons: verdict.lines(),
             bug_summary: o.bug_summary.clone(),
             stats: o.result.as_ref().and_then(|r| r.stats.clone()),
             monitor: o.monitor.clone(),
-            monitor_failures: o.monitor_verdict.failures.clone(),
+            monitor_failures: verdict.monitor.failures.clone(),
         };
         write_atomic(&self.stats_path(), &serde_json::to_vec_pretty(&doc)?)
     }
@@ -259,8 +260,8 @@ mod tests {
         };
         let mut o = fixture("topology_mismatch", EXITED);
         let m = crate::report::monitor_fixture("fair_two_cgroups");
-        o.attach_monitor(m.clone(), &crate::check::Checks::DEFAULT);
-        a.write_stats(&v, &o, &[], false).unwrap();
+        o.monitor = Some(m.clone());
+        a.write_stats(&v, &o, &Verdict::default(), false).unwrap();
         let d: serde_json::Value = serde_json::from_slice(&std::fs::read(a.stats_path()).unwrap()).unwrap();
         let back: crate::monitor::MonitorReport = serde_json::from_value(d["monitor"].clone()).unwrap();
         assert_eq!(back, m);

@@ -31,6 +31,7 @@ pub mod check;
 pub mod crash;
 pub mod dump;
 pub mod guest;
+pub mod judge;
 pub mod kernel;
 pub mod monitor;
 pub mod outcome;

@@ -1,12 +1,14 @@
 //! What the host learned from one VM run: the furthest stage the guest
-//! reached, its verdict, the scheduler's log, and why it failed if it did.
+//! reached, the test's own verdict, the scheduler's log, the monitor's
+//! samples. Folded from what the VM left, with no threshold in it: the
+//! `judge` stage holds it to the checks.
 
 use std::fmt;
 
 use crate::channel::{GuestMessage, GuestStep, Stage};
-use crate::check::{self, AssertResult, Checks};
+use crate::check::AssertResult;
 use crate::crash;
-use crate::vm::{VmExit, VmOutput};
+use crate::vm::VmOutput;
 
 /// How far a run got, in the order a healthy run passes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,9 +41,6 @@ pub struct RunOutcome {
     pub stage: StageReached,
     pub kernel_release: Option<String>,
     pub result: Option<AssertResult>,
-    /// Detail lines of the thresholds the result's stats violate,
-    /// evaluated here on the host.
-    pub check_failures: Vec<String>,
     /// Scheduler stdout and stderr, one entry per line, in arrival order.
     pub sched_log: Vec<String>,
     /// The kernel's `sched_ext_dump` trace lines, when the guest took them.
@@ -67,19 +66,17 @@ pub struct RunOutcome {
     pub failure_dump: Option<crate::dump::FailureDump>,
     /// What the host-side monitor saw, when it watched the run.
     pub monitor: Option<crate::monitor::MonitorReport>,
-    /// The monitor's thresholds held to its samples.
-    pub monitor_verdict: crate::monitor::verdict::Verdict,
     pub vm: VmOutput,
 }
 
 impl RunOutcome {
-    /// Reads the run's messages and holds the result's stats to `checks`.
-    pub fn from_vm(vm: VmOutput, checks: &Checks) -> Self {
+    /// Reads the run's messages and console (the monitor's report, when
+    /// it watched, is set by the caller).
+    pub fn from_vm(vm: VmOutput) -> Self {
         let mut o = RunOutcome {
             stage: StageReached::KernelDidNotBoot,
             kernel_release: None,
             result: None,
-            check_failures: Vec::new(),
             sched_log: Vec::new(),
             sched_ext_dump: Vec::new(),
             bug_summary: None,
@@ -92,7 +89,6 @@ impl RunOutcome {
             probe_trail: None,
             failure_dump: None,
             monitor: None,
-            monitor_verdict: Default::default(),
             vm,
         };
         let (mut sched_started, mut payload_started) = (false, false);
@@ -126,9 +122,6 @@ impl RunOutcome {
             .as_ref()
             .map(|k| k.summary.clone())
             .or_else(|| crash::bug_summary(&o.sched_log, &o.sched_ext_dump, &o.vm.console));
-        if let Some(stats) = o.result.as_ref().and_then(|r| r.stats.as_ref()) {
-            o.check_failures = check::evaluate(stats, checks);
-        }
         let sched_failed = sched_started && o.sched_attach_ms.is_none();
         o.stage = if o.result.is_some() {
             StageReached::ResultReceived
@@ -148,68 +141,6 @@ impl RunOutcome {
         o
     }
 
-    /// Adds the monitor's report and holds its samples to `checks`.
-    pub fn attach_monitor(&mut self, m: crate::monitor::MonitorReport, checks: &Checks) {
-        self.monitor_verdict = crate::monitor::verdict::evaluate(&m, checks);
-        self.monitor = Some(m);
-    }
-
-    /// Why the run failed, one line each (the report's detail lines);
-    /// empty when it passed.
-    pub fn failure_reasons(&self) -> Vec<String> {
-        let mut why = Vec::new();
-        match self.vm.exit {
-            VmExit::TimedOut { limit } => why.push(format!(
-                "guest did not power off within the {}s wall-clock limit (stage reached: {}); QEMU was killed",
-                limit.as_secs(),
-                self.stage
-            )),
-            VmExit::BootStalled { deadline } => why.push(format!(
-                "guest boot stalled: init sent nothing within {:.1}s (stage reached: {}); QEMU was killed",
-                deadline.as_secs_f64(),
-                self.stage
-            )),
-            VmExit::Exited { .. } => {}
-        }
-        if let Some(p) = self.kernel_crash.as_ref().and_then(|k| k.panic.as_ref()) {
-            why.push(format!("guest kernel panicked: {p}"));
-        }
-        for (stage, msg) in &self.guest_errors {
-            if *stage != GuestStep::Mounts {
-                why.push(msg.clone());
-            }
-        }
-        if let Some((status, true)) = &self.sched_exit {
-            why.push(match self.sched_exit_at_ms {
-                Some(ms) => format!(
-                    "scheduler process died unexpectedly during workload ({:.1}s into test)",
-                    ms as f64 / 1000.0
-                ),
-                None => format!("scheduler process died unexpectedly during workload ({status})"),
-            });
-        }
-        if let Some(r) = &self.result {
-            if !r.passed {
-                why.extend(r.details.iter().cloned());
-                if r.details.is_empty() {
-                    why.push("test returned a failing AssertResult with no detail".into());
-                }
-            }
-            why.extend(self.check_failures.iter().cloned());
-        } else if why.is_empty() && self.monitor_verdict.failures.is_empty() {
-            why.push(format!("no test result from the guest (stage reached: {})", self.stage));
-        }
-        // The monitor's verdict stands beside the workers' checks.
-        why.extend(self.monitor_verdict.failures.iter().cloned());
-        if !why.is_empty() && self.vm.channel_damage.1 > 0 {
-            why.push(format!(
-                "guest channel damaged: {} frames / {} bytes did not decode",
-                self.vm.channel_damage.1, self.vm.channel_damage.0
-            ));
-        }
-        why
-    }
-
     /// What `expect_scx_bpf_error_*` matchers look at: the scheduler's log
     /// (the kernel's debug dump included) and the traced sched_ext dump.
     pub fn error_corpus(&self) -> String {
@@ -219,10 +150,6 @@ impl RunOutcome {
             s.push_str(l);
         }
         s
-    }
-
-    pub fn passed(&self) -> bool {
-        self.failure_reasons().is_empty()
     }
 }
 
@@ -234,20 +161,14 @@ pub(crate) mod fixtures {
     use std::time::Duration;
 
     use super::RunOutcome;
-    use crate::check::Checks;
     use crate::vm::{VmExit, VmOutput};
 
     pub const EXITED: VmExit = VmExit::Exited { code: Some(0) };
 
     pub fn fixture(name: &str, exit: VmExit) -> RunOutcome {
-        fixture_checked(name, exit, &Checks::DEFAULT)
-    }
-
-    /// A captured run held to `checks`.
-    pub fn fixture_checked(name: &str, exit: VmExit, checks: &Checks) -> RunOutcome {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runs").join(name);
         assert!(dir.join("channel.bin").exists(), "fixture {name} missing");
-        RunOutcome::from_vm(VmOutput::collect(&dir, exit, Duration::from_secs(5)), checks)
+        RunOutcome::from_vm(VmOutput::collect(&dir, exit, Duration::from_secs(5)))
     }
 }
 
@@ -257,13 +178,20 @@ mod tests {
 
     use super::fixtures::{fixture, EXITED};
     use super::*;
+    use crate::check::Checks;
+    use crate::judge::judge;
+    use crate::vm::VmExit;
+
+    fn reasons(o: &RunOutcome) -> Vec<String> {
+        judge(o, &Checks::DEFAULT).lines()
+    }
 
     #[test]
     fn kernel_panic_during_payload() {
         let o = fixture("kernel_panic", EXITED);
         assert_eq!(o.stage, StageReached::PayloadNoResult);
         assert_eq!(o.kernel_crash.as_ref().and_then(|k| k.panic.as_deref()), Some("sysrq triggered crash"));
-        assert_eq!(o.failure_reasons(), ["guest kernel panicked: sysrq triggered crash"]);
+        assert_eq!(reasons(&o), ["guest kernel panicked: sysrq triggered crash"]);
     }
 
     #[test]
@@ -271,7 +199,7 @@ mod tests {
         let o = fixture("guest_hang", VmExit::TimedOut { limit: Duration::from_secs(39) });
         assert_eq!(o.stage, StageReached::PayloadNoResult);
         assert_eq!(
-            o.failure_reasons(),
+            reasons(&o),
             ["guest did not power off within the 39s wall-clock limit (stage reached: payload started but \
               produced no test result); QEMU was killed"]
         );
@@ -284,25 +212,25 @@ mod tests {
         assert_eq!(o.kernel_release.as_deref(), Some("7.3.4+deb13-cloud-amd64"));
         assert!(o.sched_log.iter().any(|l| l.contains("unexpected argument '--no-such-flag'")), "{:?}", o.sched_log);
         assert_eq!(o.guest_exit_code, Some(1));
-        assert!(o.failure_reasons()[0].contains("before attaching"), "{:?}", o.failure_reasons());
+        assert!(reasons(&o)[0].contains("before attaching"), "{:?}", reasons(&o));
     }
 
     #[test]
     fn failed_checks_become_detail_lines() {
         let o = fixture("topology_mismatch", EXITED);
         assert_eq!(o.stage, StageReached::ResultReceived);
-        let why = o.failure_reasons();
+        let why = reasons(&o);
         assert!(why.contains(&"cpu0: thread_siblings_list 0, want 0-1".to_string()), "{why:?}");
-        assert!(!o.passed());
+        assert!(!judge(&o, &Checks::DEFAULT).passed());
     }
 
     #[test]
     fn empty_run_directory_means_the_kernel_never_ran() {
         let dir = std::env::temp_dir().join(format!("ktstr-empty-run-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let o = RunOutcome::from_vm(VmOutput::collect(&dir, EXITED, Duration::ZERO), &crate::check::Checks::DEFAULT);
+        let o = RunOutcome::from_vm(VmOutput::collect(&dir, EXITED, Duration::ZERO));
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(o.stage, StageReached::KernelDidNotBoot);
-        assert_eq!(o.failure_reasons(), ["no test result from the guest (stage reached: kernel did not boot)"]);
+        assert_eq!(reasons(&o), ["no test result from the guest (stage reached: kernel did not boot)"]);
     }
 }

@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
     // The host, after the VM: what it learned, and what it makes of it.
     &["monitor"],
     &["outcome"],
+    &["judge"],
     &["repro", "report"],
     &["artifacts"],
     &["test_support"],

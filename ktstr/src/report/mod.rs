@@ -10,6 +10,7 @@ mod timeline;
 
 use std::fmt::Write;
 
+use crate::judge::Verdict;
 use crate::outcome::RunOutcome;
 use crate::wire::topology::Topology;
 
@@ -73,11 +74,11 @@ pub fn render_setup_failure(header: &ReportHeader, stage: &str, reason: &str) ->
 /// The full report for a VM run that failed. `verbose` (see
 /// [`verbose_requested`]) adds diagnostics to every failure and shows the
 /// whole console instead of its tail.
-pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose: bool) -> String {
+pub fn render(header: &ReportHeader, o: &RunOutcome, verdict: &Verdict, verbose: bool) -> String {
     // A crash leads with its cause, before the header.
     let mut s = o.bug_summary.as_ref().map(|b| format!("BUG SUMMARY: {b}\n")).unwrap_or_default();
     s.push_str(&header.line());
-    for r in reasons {
+    for r in verdict.lines() {
         for line in r.lines() {
             let _ = write!(s, "\n  {line}");
         }
@@ -90,8 +91,7 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
     // A test's own failing checks (its details, or thresholds its stats
     // violate) are explained by their detail lines; any other failure
     // needs to know how far the VM got.
-    let checks_failed = o.result.as_ref().is_some_and(|r| !r.passed) || !o.check_failures.is_empty();
-    let vm_level = !checks_failed || o.sched_exit.is_some();
+    let vm_level = !verdict.checks_failed() || o.sched_exit.is_some();
     if vm_level || verbose {
         let _ = write!(s, "\n--- diagnostics ---\nstage: {}\n", o.stage);
         if let Some(code) = o.guest_exit_code {
@@ -164,7 +164,7 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, reasons: &[String], verbose
         }
     }
     if let Some(m) = &o.monitor {
-        let _ = write!(s, "\n--- monitor ---\n{}", monitor::render(m, &o.monitor_verdict));
+        let _ = write!(s, "\n--- monitor ---\n{}", monitor::render(m, &verdict.monitor));
     }
     if !o.sched_ext_dump.is_empty() {
         s.push_str("\n--- sched_ext dump ---\n");
@@ -191,7 +191,8 @@ pub fn env_flag(name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::check::Checks;
-    use crate::outcome::fixtures::{fixture, fixture_checked, EXITED};
+    use crate::judge::judge;
+    use crate::outcome::fixtures::{fixture, EXITED};
 
     fn header(sched: Option<&'static str>, topo: &str) -> ReportHeader<'static> {
         ReportHeader { test: "t".into(), scheduler: sched, topology: Topology::parse(topo).unwrap(), preset: None }
@@ -200,7 +201,7 @@ mod tests {
     #[test]
     fn scheduler_failure_report_has_stage_exit_code_and_log() {
         let o = fixture("sched_exits_at_once", EXITED);
-        let text = render(&header(Some("scx-ktstr"), "1n1l2c1t"), &o, &o.failure_reasons(), false);
+        let text = render(&header(Some("scx-ktstr"), "1n1l2c1t"), &o, &judge(&o, &Checks::DEFAULT), false);
         let expected_head = "ktstr_test 't' [sched=scx-ktstr] [topo=1n1l2c1t] failed:\n  \
              scheduler scx-ktstr exited before attaching (exit status: 2)\n\n--- diagnostics ---\n\
              stage: scheduler did not attach\nexit_code=1\nvm: QEMU exited with code 0 after 5.0s\n";
@@ -214,10 +215,10 @@ mod tests {
     #[test]
     fn failed_checks_skip_diagnostics_unless_verbose() {
         let o = fixture("topology_mismatch", EXITED);
-        let quiet = render(&header(None, "1n2l2c1t"), &o, &o.failure_reasons(), false);
+        let quiet = render(&header(None, "1n2l2c1t"), &o, &judge(&o, &Checks::DEFAULT), false);
         assert!(quiet.starts_with("ktstr_test 't' [topo=1n2l2c1t] failed:\n  cpu0: thread_siblings_list 0, want 0-1\n"));
         assert!(!quiet.contains("--- diagnostics ---"), "{quiet}");
-        let verbose = render(&header(None, "1n2l2c1t"), &o, &o.failure_reasons(), true);
+        let verbose = render(&header(None, "1n2l2c1t"), &o, &judge(&o, &Checks::DEFAULT), true);
         assert!(verbose.contains("\n--- diagnostics ---\nstage: result received\nexit_code=0\n"), "{verbose}");
     }
 
@@ -235,8 +236,8 @@ mod tests {
     #[test]
     fn scenario_failure_has_stats_and_timeline_in_spec_shapes() {
         let floor = Checks { min_iteration_rate: Some(1e9), ..Checks::DEFAULT };
-        let o = fixture_checked("scenario_rate_floor", EXITED, &floor);
-        let text = render(&header(None, "1n1l2c1t"), &o, &o.failure_reasons(), false);
+        let o = fixture("scenario_rate_floor", EXITED);
+        let text = render(&header(None, "1n1l2c1t"), &o, &judge(&o, &floor), false);
         let lines: Vec<&str> = text.lines().collect();
         let re = |p: &str| regex::Regex::new(p).unwrap();
         assert_eq!(lines[0], "ktstr_test 't' [topo=1n1l2c1t] failed:");
@@ -278,7 +279,7 @@ mod tests {
             "{text}"
         );
         // Without a floor, the same run passes: the verdict is the host's.
-        assert!(fixture("scenario_rate_floor", EXITED).passed());
+        assert!(judge(&o, &Checks::DEFAULT).passed());
     }
 
     /// `--- monitor ---` sits between the scheduler log and the sched_ext
@@ -291,10 +292,10 @@ mod tests {
         // The real samples' imbalance is above 1.0 for at most 2 samples in
         // a row (+3101 and +3209 ms; 2 both times).
         let checks = Checks { max_imbalance_ratio: Some(1.0), sustained_samples: Some(2), ..Checks::DEFAULT };
-        o.attach_monitor(m.clone(), &Checks { sustained_samples: Some(3), ..checks });
-        assert!(o.monitor_verdict.failures.is_empty(), "3 in a row never happened");
-        o.attach_monitor(m, &checks);
-        let text = render(&header(Some("scx-ktstr"), "1n1l2c1t"), &o, &o.failure_reasons(), false);
+        o.monitor = Some(m);
+        let three = judge(&o, &Checks { sustained_samples: Some(3), ..checks });
+        assert!(three.monitor.failures.is_empty(), "3 in a row never happened");
+        let text = render(&header(Some("scx-ktstr"), "1n1l2c1t"), &o, &judge(&o, &checks), false);
         let at = |h: &str| text.find(h).unwrap_or_else(|| panic!("no {h} in {text}"));
         assert!(at("\n--- scheduler log ---\n") < at("\n--- monitor ---\nsamples=33 "), "{text}");
         assert!(at("\n--- monitor ---\n") < at("\n--- sched_ext dump ---\n"), "{text}");

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::entry::KtstrTestEntry;
 use crate::artifacts::{Artifacts, DumpSource, Variant};
+use crate::judge::{judge, Verdict};
 use crate::kernel::{self, KernelImage, SchedExtSupport};
 use crate::monitor::Monitor;
 use crate::outcome::RunOutcome;
@@ -43,10 +44,13 @@ pub struct RunOptions {
 pub struct KtstrFailure {
     /// The stage reached, in the words of the report's `stage:` line.
     pub stage: String,
+    /// The report's detail lines (the verdict's reasons, or the set-up
+    /// step's error).
     pub reasons: Vec<String>,
     pub report: String,
-    /// The VM's outcome, when a VM booted.
+    /// The VM's outcome, when a VM booted, and its verdict.
     pub outcome: Option<Box<RunOutcome>>,
+    pub verdict: Option<Box<Verdict>>,
     /// Run directory kept for inspection (console log, channel, initrd).
     pub run_dir: Option<PathBuf>,
     /// The auto-repro VM's outcome, when one ran.
@@ -133,13 +137,15 @@ impl OwnedVariant {
 /// sidecar says it was expected). Trouble writing is a warning: the
 /// verdict stands.
 fn record(a: &Artifacts, v: &Variant, entry: &KtstrTestEntry, res: &Result<RunOutcome, KtstrFailure>) {
-    let (outcome, reasons, stage) = match res {
-        Ok(o) => (o, Vec::new(), String::new()),
-        Err(KtstrFailure { outcome: Some(o), reasons, stage, .. }) => (o.as_ref(), reasons.clone(), stage.clone()),
+    // A run that returned its outcome passed: its verdict has no reasons.
+    let passed = Verdict::default();
+    let (outcome, verdict, stage) = match res {
+        Ok(o) => (o, &passed, String::new()),
+        Err(KtstrFailure { outcome: Some(o), verdict: Some(v), stage, .. }) => (o.as_ref(), v.as_ref(), stage.clone()),
         Err(_) => return,
     };
-    let mut written = a.write_stats(v, outcome, &reasons, entry.expect_err);
-    if !reasons.is_empty() {
+    let mut written = a.write_stats(v, outcome, verdict, entry.expect_err);
+    if !verdict.passed() {
         written = written.and_then(|_| a.write_failure_dump(v, &DumpSource::of(outcome, &stage), false));
     }
     if let Err(KtstrFailure { repro: Some(r), .. }) = res {
@@ -194,6 +200,7 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
             report: report::render_setup_failure(&header, stage, &reason),
             reasons: vec![reason],
             outcome: None,
+            verdict: None,
             run_dir: None,
             repro: None,
         }
@@ -208,12 +215,12 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
         None => run_vm(&spec, &mut vm::NoObserver),
     }
     .map_err(|e| setup_fail("starting QEMU", e))?;
-    let mut outcome = RunOutcome::from_vm(vm_out, &entry.checks());
-    if let Some(m) = monitor {
-        outcome.attach_monitor(m.finish(), &entry.checks());
-    }
-    let reasons = outcome.failure_reasons();
-    if reasons.is_empty() {
+    // Fold what the VM left, then judge it once against the thresholds in
+    // force; everything after reads the verdict.
+    let mut outcome = RunOutcome::from_vm(vm_out);
+    outcome.monitor = monitor.map(Monitor::finish);
+    let verdict = judge(&outcome, &entry.checks());
+    if verdict.passed() {
         if report::env_flag("KTSTR_KEEP_RUN_DIR") {
             eprintln!("ktstr: run directory kept: {}", spec.run_dir.display());
         } else {
@@ -221,7 +228,7 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
         }
         return Ok(outcome);
     }
-    let mut report = report::render(&header, &outcome, &reasons, report::verbose_requested());
+    let mut report = report::render(&header, &outcome, &verdict, report::verbose_requested());
     let mut repro_outcome = None;
     let wanted = opts.auto_repro.unwrap_or(entry.auto_repro) && !entry.expect_err;
     let plan = repro::plan_for(&outcome);
@@ -240,8 +247,9 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
     Err(KtstrFailure {
         stage: outcome.stage.to_string(),
         report,
-        reasons,
+        reasons: verdict.lines(),
         outcome: Some(Box::new(outcome)),
+        verdict: Some(Box::new(verdict)),
         run_dir: Some(spec.run_dir),
         repro: repro_outcome.map(Box::new),
     })
@@ -270,7 +278,7 @@ fn run_repro(
             let _ = std::fs::remove_dir_all(&spec.run_dir);
             out
         })
-        .map(|vm_out| RunOutcome::from_vm(vm_out, &entry.checks()));
+        .map(RunOutcome::from_vm);
     match run {
         Ok(mut r) => {
             let wall = started.elapsed();

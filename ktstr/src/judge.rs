@@ -1,0 +1,142 @@
+//! Judging a run, once: the outcome folded from the VM's messages, held to
+//! the thresholds in force, gives a [`Verdict`] whose reasons are values
+//! (the report's detail lines are their words). Nothing before this stage
+//! knows a threshold; everything after it reads the verdict.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::channel::GuestStep;
+use crate::check::{self, Checks};
+use crate::monitor::verdict as monitor_verdict;
+use crate::outcome::{RunOutcome, StageReached};
+use crate::vm::VmExit;
+
+/// Why a run failed: one value per detail line under the report's header.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reason {
+    /// The wall-clock limit killed QEMU.
+    TimedOut { limit: Duration, stage: StageReached },
+    /// Init sent nothing before the boot deadline.
+    BootStalled { deadline: Duration, stage: StageReached },
+    /// The guest kernel panicked (its `Kernel panic - not syncing:` reason).
+    KernelPanic(String),
+    /// A problem the guest runtime reported, in its words.
+    Guest(String),
+    /// The scheduler process ended while the workload ran.
+    SchedulerDied { at_ms: Option<u64>, status: String },
+    /// A detail line of the test's own failing `AssertResult`.
+    Test(String),
+    /// The test failed without saying why.
+    TestWithoutDetail,
+    /// A threshold the workers' figures violate (its detail line).
+    Check(String),
+    /// A threshold the monitor's samples violate (its detail line).
+    Monitor(String),
+    /// No verdict came back from the guest.
+    NoResult(StageReached),
+    /// Frames of the channel did not decode (said beside other reasons).
+    ChannelDamaged { frames: u64, bytes: u64 },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::TimedOut { limit, stage } => write!(
+                f,
+                "guest did not power off within the {}s wall-clock limit (stage reached: {stage}); QEMU was killed",
+                limit.as_secs()
+            ),
+            Reason::BootStalled { deadline, stage } => write!(
+                f,
+                "guest boot stalled: init sent nothing within {:.1}s (stage reached: {stage}); QEMU was killed",
+                deadline.as_secs_f64()
+            ),
+            Reason::KernelPanic(p) => write!(f, "guest kernel panicked: {p}"),
+            Reason::Guest(m) | Reason::Test(m) | Reason::Check(m) | Reason::Monitor(m) => f.write_str(m),
+            Reason::SchedulerDied { at_ms: Some(ms), .. } => {
+                write!(f, "scheduler process died unexpectedly during workload ({:.1}s into test)", *ms as f64 / 1000.0)
+            }
+            Reason::SchedulerDied { at_ms: None, status } => {
+                write!(f, "scheduler process died unexpectedly during workload ({status})")
+            }
+            Reason::TestWithoutDetail => f.write_str("test returned a failing AssertResult with no detail"),
+            Reason::NoResult(stage) => write!(f, "no test result from the guest (stage reached: {stage})"),
+            Reason::ChannelDamaged { frames, bytes } => {
+                write!(f, "guest channel damaged: {frames} frames / {bytes} bytes did not decode")
+            }
+        }
+    }
+}
+
+/// A run, judged.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Verdict {
+    /// Empty when the run passed.
+    pub reasons: Vec<Reason>,
+    /// The monitor's thresholds held to its samples (its failures are also
+    /// among `reasons`; `stuck` feeds the `--- monitor ---` block).
+    pub monitor: monitor_verdict::Verdict,
+}
+
+impl Verdict {
+    pub fn passed(&self) -> bool {
+        self.reasons.is_empty()
+    }
+
+    /// The report's detail lines.
+    pub fn lines(&self) -> Vec<String> {
+        self.reasons.iter().map(Reason::to_string).collect()
+    }
+
+    /// Whether the test's own verdict or a workers' threshold failed (the
+    /// report then leads with the figures, not the VM's diagnostics).
+    pub fn checks_failed(&self) -> bool {
+        self.reasons.iter().any(|r| matches!(r, Reason::Test(_) | Reason::TestWithoutDetail | Reason::Check(_)))
+    }
+}
+
+/// Holds `o` to `checks`: the VM's fate, the guest's errors, the
+/// scheduler's death, the test's verdict, the workers' thresholds and the
+/// monitor's, in the order the report prints them.
+pub fn judge(o: &RunOutcome, checks: &Checks) -> Verdict {
+    let mut why = Vec::new();
+    match o.vm.exit {
+        VmExit::TimedOut { limit } => why.push(Reason::TimedOut { limit, stage: o.stage }),
+        VmExit::BootStalled { deadline } => why.push(Reason::BootStalled { deadline, stage: o.stage }),
+        VmExit::Exited { .. } => {}
+    }
+    if let Some(p) = o.kernel_crash.as_ref().and_then(|k| k.panic.as_ref()) {
+        why.push(Reason::KernelPanic(p.clone()));
+    }
+    // A failed mount is worth a line in the diagnostics, not a verdict.
+    why.extend(
+        o.guest_errors.iter().filter(|(step, _)| *step != GuestStep::Mounts).map(|(_, m)| Reason::Guest(m.clone())),
+    );
+    if let Some((status, true)) = &o.sched_exit {
+        why.push(Reason::SchedulerDied { at_ms: o.sched_exit_at_ms, status: status.clone() });
+    }
+    let monitor = o.monitor.as_ref().map(|m| monitor_verdict::evaluate(m, checks)).unwrap_or_default();
+    match &o.result {
+        Some(r) => {
+            if !r.passed {
+                why.extend(r.details.iter().cloned().map(Reason::Test));
+                if r.details.is_empty() {
+                    why.push(Reason::TestWithoutDetail);
+                }
+            }
+            if let Some(stats) = &r.stats {
+                why.extend(check::evaluate(stats, checks).into_iter().map(Reason::Check));
+            }
+        }
+        None if why.is_empty() && monitor.failures.is_empty() => why.push(Reason::NoResult(o.stage)),
+        None => {}
+    }
+    // The monitor's verdict stands beside the workers' checks.
+    why.extend(monitor.failures.iter().cloned().map(Reason::Monitor));
+    let (bytes, frames) = o.vm.channel_damage;
+    if !why.is_empty() && frames > 0 {
+        why.push(Reason::ChannelDamaged { frames: frames as u64, bytes: bytes as u64 });
+    }
+    Verdict { reasons: why, monitor }
+}
