@@ -60,11 +60,14 @@ pub struct KtstrFailure {
 /// Runs a test in a VM and panics with the full report if it fails (or,
 /// for `expect_err` tests, if it does not fail as pinned).
 pub fn run_ktstr_test(entry: &KtstrTestEntry) {
-    let artifacts = artifacts_for(entry);
+    // The kernel is looked up once: the artifacts are named after the
+    // release the run boots.
+    let kernel = kernel::resolve(None);
+    let artifacts = kernel.as_ref().ok().map(|k| artifacts_for(entry, k));
     if let Some((a, _)) = &artifacts {
         a.clear();
     }
-    let res = run_ktstr_test_with(entry, &RunOptions::default());
+    let res = run_on(entry, &RunOptions::default(), kernel);
     if let Some((a, v)) = &artifacts {
         record(a, &v.borrow(), entry, &res);
     }
@@ -94,8 +97,7 @@ pub fn run_ktstr_test(entry: &KtstrTestEntry) {
 }
 
 /// The variant of `entry` as `#[test]` runs it, on the kernel it will get.
-fn artifacts_for(entry: &KtstrTestEntry) -> Option<(Artifacts, OwnedVariant)> {
-    let kernel = kernel::resolve(None).ok()?;
+fn artifacts_for(entry: &KtstrTestEntry, kernel: &KernelImage) -> (Artifacts, OwnedVariant) {
     let v = OwnedVariant {
         test: entry.full_name(),
         scheduler: entry.scheduler.map(|s| s.name),
@@ -104,10 +106,10 @@ fn artifacts_for(entry: &KtstrTestEntry) -> Option<(Artifacts, OwnedVariant)> {
             .map(|s| s.args.iter().chain(entry.extra_sched_args).map(|a| a.to_string()).collect())
             .unwrap_or_default(),
         topology: entry.topology.to_string(),
-        kernel_release: kernel.release,
-        kernel_image: kernel.vmlinuz,
+        kernel_release: kernel.release.clone(),
+        kernel_image: kernel.vmlinuz.clone(),
     };
-    Some((Artifacts::new(&v.borrow()), v))
+    (Artifacts::new(&v.borrow()), v)
 }
 
 struct OwnedVariant {
@@ -192,6 +194,16 @@ fn expect_failure(entry: &KtstrTestEntry, res: Result<RunOutcome, KtstrFailure>)
 
 /// Runs a test in a VM and returns its outcome or its failure.
 pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<RunOutcome, KtstrFailure> {
+    run_on(entry, opts, kernel::resolve(opts.kernel.as_deref()))
+}
+
+/// The run on `kernel`, as looked up by the caller: resolve, prepare, run
+/// the VM, fold, judge, render; each once, in that order.
+fn run_on(
+    entry: &KtstrTestEntry,
+    opts: &RunOptions,
+    kernel: Result<KernelImage, kernel::KernelError>,
+) -> Result<RunOutcome, KtstrFailure> {
     let header = header(entry);
     let setup_fail = |stage: &str, err: anyhow::Error| {
         let reason = format!("{err:#}");
@@ -206,7 +218,7 @@ pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<
         }
     };
     entry.topology.validate().map_err(|e| setup_fail("topology", anyhow::anyhow!(e)))?;
-    let kernel = kernel::resolve(opts.kernel.as_deref()).map_err(|e| setup_fail("kernel lookup", e.into()))?;
+    let kernel = kernel.map_err(|e| setup_fail("kernel lookup", e.into()))?;
     let spec = prepare(entry, opts, &kernel, Purpose::Test).map_err(|(stage, e)| setup_fail(stage, e))?;
     // The monitor reads struct layouts from the BTF of the image booted.
     let mut monitor = monitored(opts, false).then(|| Monitor::new(&spec.kernel, entry.topology.cpus()));
