@@ -240,8 +240,6 @@ fn run_on(
         }
         return Ok(outcome);
     }
-    let mut report = report::render(&header, &outcome, &verdict, report::verbose_requested());
-    let mut repro_outcome = None;
     let wanted = opts.auto_repro.unwrap_or(entry.auto_repro) && !entry.expect_err;
     let plan = repro::plan_for(&outcome);
     match (&plan, wanted) {
@@ -250,12 +248,17 @@ fn run_on(
         (Some(_), false) => tracing::debug!("auto-repro: off for this test (auto_repro = false)"),
         (Some(p), true) => tracing::debug!(stack = ?p.stack, "auto-repro: replaying in a second VM"),
     }
-    if let Some(mut plan) = plan.filter(|_| wanted) {
+    let repro = plan.filter(|_| wanted).map(|mut plan| {
         plan.break_trigger = opts.break_repro_trigger;
-        let (section, r) = run_repro(entry, opts, &kernel, &outcome, plan);
-        report.push_str(&section);
-        repro_outcome = r;
+        run_repro(entry, opts, &kernel, plan)
+    });
+    // Rendered once, at the end, from the typed results of every stage.
+    let mut report = report::render(&header, &outcome, &verdict, report::verbose_requested());
+    if let Some(r) = &repro {
+        let run = r.outcome.as_ref().map_err(String::as_str);
+        report.push_str(&repro::render(&outcome, run, r.wall, r.kernel_lines.as_deref()));
     }
+    let repro_outcome = repro.and_then(|r| r.outcome.ok());
     Err(KtstrFailure {
         stage: outcome.stage.to_string(),
         report,
@@ -267,15 +270,17 @@ fn run_on(
     })
 }
 
+/// What auto-repro's second VM gave: its outcome (or why it could not
+/// run), how long it took, and the note on kernel source lines.
+struct ReproRun {
+    outcome: Result<RunOutcome, String>,
+    wall: Duration,
+    kernel_lines: Option<String>,
+}
+
 /// The second VM: the same test, kernel and map writes, in repro mode
-/// with probes; returns the `--- auto-repro ---` section.
-fn run_repro(
-    entry: &KtstrTestEntry,
-    opts: &RunOptions,
-    kernel: &KernelImage,
-    primary: &RunOutcome,
-    plan: ProbePlan,
-) -> (String, Option<RunOutcome>) {
+/// with probes.
+fn run_repro(entry: &KtstrTestEntry, opts: &RunOptions, kernel: &KernelImage, plan: ProbePlan) -> ReproRun {
     let started = Instant::now();
     let run = prepare(entry, opts, kernel, Purpose::Repro(plan))
         .map_err(|(stage, e)| format!("{stage}: {e:#}"))
@@ -313,9 +318,9 @@ fn run_repro(
             }
             let debug_vmlinux = kernel.debug_vmlinux();
             let note = r.probe_trail.as_mut().and_then(|t| repro::add_kernel_sources(t, debug_vmlinux.as_deref()));
-            (repro::render(primary, Ok(&r), wall, note.as_deref()), Some(r))
+            ReproRun { outcome: Ok(r), wall, kernel_lines: note }
         }
-        Err(why) => (repro::render(primary, Err(&why), started.elapsed(), None), None),
+        Err(why) => ReproRun { outcome: Err(why), wall: started.elapsed(), kernel_lines: None },
     }
 }
 
