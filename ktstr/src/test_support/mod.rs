@@ -9,6 +9,7 @@
 mod entry;
 pub mod gauntlet;
 mod map_write;
+mod prepare;
 mod run;
 mod scheduler;
 pub mod shell;

@@ -6,16 +6,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::entry::KtstrTestEntry;
+use super::prepare::{prepare, Purpose};
 use crate::artifacts::{Artifacts, DumpSource, Variant};
 use crate::judge::{judge, Verdict};
-use crate::kernel::{self, KernelImage, SchedExtSupport};
+use crate::kernel::{self, KernelImage};
 use crate::monitor::Monitor;
 use crate::outcome::RunOutcome;
 use crate::probe::ProbePlan;
 use crate::report::{self, ReportHeader};
 use crate::repro;
-use crate::vm::{self, initramfs, Accel, VmSpec};
-use crate::wire::plan::{GuestPlan, SchedulerLaunch, ShellPlan};
+use crate::vm::{self, Accel, VmSpec};
 
 /// Per-run overrides of what the entry says (error-path tests, tooling).
 #[derive(Clone, Debug, Default)]
@@ -339,7 +339,7 @@ fn run_vm(spec: &VmSpec, observer: &mut dyn vm::VmObserver) -> anyhow::Result<vm
 
 /// Whether the monitor watches: by default yes, but not the repro VM
 /// (its probes are the observation there).
-fn monitored(opts: &RunOptions, repro: bool) -> bool {
+pub(super) fn monitored(opts: &RunOptions, repro: bool) -> bool {
     !repro && opts.monitor.unwrap_or(true)
 }
 
@@ -350,140 +350,4 @@ fn header(entry: &KtstrTestEntry) -> ReportHeader<'static> {
         topology: entry.topology,
         preset: entry.preset.map(|p| p.name),
     }
-}
-
-/// What a VM is booted for.
-pub(super) enum Purpose {
-    /// The test itself.
-    Test,
-    /// Auto-repro's second VM: repro mode, probes attached.
-    Repro(ProbePlan),
-    /// `cargo ktstr shell`: busybox (from this host path) in the image, an
-    /// interactive shell instead of the test function, on QEMU's stdio.
-    Shell { plan: ShellPlan, busybox: PathBuf },
-}
-
-/// How long a shell's VM may run. Every VM has a wall-clock limit; a
-/// shell's only guards against one left behind, forgotten.
-const SHELL_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
-
-/// Everything up to the QEMU command: checks, initramfs, plan, limits.
-pub(super) fn prepare(
-    entry: &KtstrTestEntry,
-    opts: &RunOptions,
-    kernel: &KernelImage,
-    purpose: Purpose,
-) -> Result<VmSpec, (&'static str, anyhow::Error)> {
-    let mut sched_bin = None;
-    let mut launch = None;
-    if let Some(sched) = entry.scheduler {
-        if kernel.sched_ext() == SchedExtSupport::No {
-            return Err((
-                "kernel check",
-                anyhow::anyhow!(
-                    "kernel {} has no sched_ext (CONFIG_SCHED_CLASS_EXT is not set in {}): use a sched_ext \
-                     kernel, e.g. `cargo ktstr kernel fetch`",
-                    kernel.release,
-                    kernel.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
-                ),
-            ));
-        }
-        let bin = sched.resolve_binary().map_err(|e| ("scheduler binary", e))?;
-        let file_name = bin.file_name().unwrap().to_string_lossy().into_owned();
-        let guest_path = format!("{}/{file_name}", initramfs::SCHED_DIR);
-        let extra: Vec<String> = match &opts.extra_sched_args {
-            Some(args) => args.clone(),
-            None => entry.extra_sched_args.iter().map(|s| s.to_string()).collect(),
-        };
-        launch = Some(SchedulerLaunch {
-            name: sched.name.to_string(),
-            path: guest_path.clone(),
-            args: sched.args.iter().map(|s| s.to_string()).chain(extra).collect(),
-            ops_name: sched.ops_name.map(str::to_string),
-        });
-        sched_bin = Some((bin, guest_path));
-    }
-    let exe = std::env::current_exe().map_err(|e| ("initramfs", e.into()))?;
-    let config = kernel.config.as_deref().map(|c| (c, kernel.release.as_str()));
-    let (probes, shell, busybox) = match purpose {
-        Purpose::Test => (None, None, None),
-        Purpose::Repro(p) => (Some(p), None, None),
-        Purpose::Shell { plan, busybox } => (None, Some(plan), Some(busybox)),
-    };
-    let sched = sched_bin.as_ref().map(|(h, g)| (h.as_path(), g.as_str()));
-    let base = vm::base_initramfs(&exe, sched, config, busybox.as_deref()).map_err(|e| ("initramfs", e))?;
-
-    let includes: Vec<PathBuf> =
-        entry.include_files.iter().map(PathBuf::from).chain(opts.include_files.iter().cloned()).collect();
-    let include_files = initramfs::include_files(&includes).map_err(|e| ("include files", e))?;
-    let include = includes
-        .iter()
-        .filter_map(|p| {
-            p.canonicalize().ok()?.file_name().map(|n| format!("{}/{}", initramfs::INCLUDE_DIR, n.to_string_lossy()))
-        })
-        .collect();
-
-    let attach_timeout_s = if launch.is_some() { 30 } else { 0 };
-    let plan = GuestPlan {
-        // The guest finds the function by its own name, variant or not.
-        test_name: entry.name.to_string(),
-        topology: entry.topology,
-        scheduler: launch,
-        duration_s: entry.duration_s,
-        attach_timeout_s,
-        repro: probes.is_some(),
-        // Within the limit below: the payload starts after boot and attach.
-        hang_dump_after_s: if entry.scheduler.is_some() && shell.is_none() { 2 * entry.duration_s + 5 } else { 0 },
-        map_writes: entry.bpf_map_writes.iter().map(|w| w.to_plan()).collect(),
-        // A shell has no workload to watch.
-        monitor: shell.is_none() && monitored(opts, probes.is_some()),
-        probes,
-        shell: shell.clone(),
-        include,
-    };
-    let run_dir = new_run_dir(entry.name).map_err(|e| ("run directory", e))?;
-    let initrd = run_dir.join("initrd.cpio");
-    let plan_json = serde_json::to_vec_pretty(&plan).expect("plan serialises");
-    let mut extra = vec![initramfs::extra_file(GuestPlan::PATH, plan_json)];
-    extra.extend(include_files);
-    initramfs::with_extra_files(&base, &extra, &initrd).map_err(|e| ("initramfs", e))?;
-
-    let vcpus = entry.topology.cpus();
-    let accel = vm::choose_accel(vcpus, &kernel.vmlinuz).map_err(|e| ("accelerator", e))?;
-    let boot = boot_allowance(accel, vcpus);
-    Ok(VmSpec {
-        kernel: kernel::pvh::boot_image(&kernel.vmlinuz),
-        initrd,
-        topology: entry.topology,
-        memory_mb: entry.memory_mb,
-        accel,
-        guest_hz: kernel.read_config().and_then(|c| c.get("CONFIG_HZ")?.parse().ok()),
-        cmdline_extra: Vec::new(),
-        verbose: report::verbose_requested(),
-        time_limit: match shell {
-            Some(_) => SHELL_TIME_LIMIT,
-            None => boot + Duration::from_secs(attach_timeout_s + 2 * entry.duration_s + 15),
-        },
-        boot_deadline: Some(opts.boot_deadline.unwrap_or(boot)),
-        run_dir,
-        interactive: shell.is_some(),
-    })
-}
-
-/// How long a boot may take to reach init. The VM's wall-clock limit adds
-/// the attach wait, twice the scenario and a margin for power-off.
-/// Generous: limits detect hangs; they are not performance checks.
-fn boot_allowance(accel: Accel, vcpus: u32) -> Duration {
-    Duration::from_secs(match accel {
-        Accel::Kvm => 10,
-        Accel::Tcg { .. } => 20 + vcpus as u64,
-    })
-}
-
-fn new_run_dir(test: &str) -> anyhow::Result<PathBuf> {
-    let base = std::env::var_os("KTSTR_RUN_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
-    let dir = base.join(format!("ktstr-{test}-{}-{nanos:08x}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -1,0 +1,192 @@
+//! Everything up to the QEMU command, in its concerns: the scheduler's
+//! launch (after checking the kernel can run it), the include files, the
+//! guest's plan, the image (the cached base plus the run's own segment) and
+//! the VM's spec with its limits. A failure names its step, which the report
+//! prints as the stage (`scheduler binary (no VM was booted)`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::entry::KtstrTestEntry;
+use super::run::{monitored, RunOptions};
+use crate::kernel::{self, KernelImage, SchedExtSupport};
+use crate::probe::ProbePlan;
+use crate::report;
+use crate::vm::{self, initramfs, Accel, VmSpec};
+use crate::wire::plan::{GuestPlan, SchedulerLaunch, ShellPlan};
+
+/// What a VM is booted for.
+pub(super) enum Purpose {
+    /// The test itself.
+    Test,
+    /// Auto-repro's second VM: repro mode, probes attached.
+    Repro(ProbePlan),
+    /// `cargo ktstr shell`: busybox (from this host path) in the image, an
+    /// interactive shell instead of the test function, on QEMU's stdio.
+    Shell { plan: ShellPlan, busybox: PathBuf },
+}
+
+/// How long a shell's VM may run. Every VM has a wall-clock limit; a
+/// shell's only guards against one left behind, forgotten.
+const SHELL_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// How long the scheduler may take to attach.
+const ATTACH_TIMEOUT_S: u64 = 30;
+
+/// A step that failed, and why.
+type StepError = (&'static str, anyhow::Error);
+
+/// The scheduler as the guest starts it, and its binary on the host with
+/// its path in the guest.
+struct SchedulerImage {
+    launch: SchedulerLaunch,
+    host: PathBuf,
+    guest: String,
+}
+
+/// Everything up to the QEMU command: checks, initramfs, plan, limits.
+pub(super) fn prepare(
+    entry: &KtstrTestEntry,
+    opts: &RunOptions,
+    kernel: &KernelImage,
+    purpose: Purpose,
+) -> Result<VmSpec, StepError> {
+    let sched = scheduler(entry, opts, kernel)?;
+    let (probes, shell, busybox) = match purpose {
+        Purpose::Test => (None, None, None),
+        Purpose::Repro(p) => (Some(p), None, None),
+        Purpose::Shell { plan, busybox } => (None, Some(plan), Some(busybox)),
+    };
+    let exe = std::env::current_exe().map_err(|e| ("initramfs", e.into()))?;
+    let config = kernel.config.as_deref().map(|c| (c, kernel.release.as_str()));
+    let in_image = sched.as_ref().map(|s| (s.host.as_path(), s.guest.as_str()));
+    let base = vm::base_initramfs(&exe, in_image, config, busybox.as_deref()).map_err(|e| ("initramfs", e))?;
+    let (include_files, include) = includes(entry, opts)?;
+
+    let interactive = shell.is_some();
+    let attach_timeout_s = if sched.is_some() { ATTACH_TIMEOUT_S } else { 0 };
+    let plan = GuestPlan {
+        // The guest finds the function by its own name, variant or not.
+        test_name: entry.name.to_string(),
+        topology: entry.topology,
+        scheduler: sched.map(|s| s.launch),
+        duration_s: entry.duration_s,
+        attach_timeout_s,
+        repro: probes.is_some(),
+        // Within the limit below: the payload starts after boot and attach.
+        hang_dump_after_s: if entry.scheduler.is_some() && !interactive { 2 * entry.duration_s + 5 } else { 0 },
+        map_writes: entry.bpf_map_writes.iter().map(|w| w.to_plan()).collect(),
+        // A shell has no workload to watch.
+        monitor: !interactive && monitored(opts, probes.is_some()),
+        probes,
+        shell,
+        include,
+    };
+    let run_dir = new_run_dir(entry.name).map_err(|e| ("run directory", e))?;
+    let initrd = run_dir.join("initrd.cpio");
+    let plan_json = serde_json::to_vec_pretty(&plan).expect("plan serialises");
+    let mut extra = vec![initramfs::extra_file(GuestPlan::PATH, plan_json)];
+    extra.extend(include_files);
+    initramfs::with_extra_files(&base, &extra, &initrd).map_err(|e| ("initramfs", e))?;
+    vm_spec(entry, opts, kernel, initrd, run_dir, attach_timeout_s, interactive)
+}
+
+/// The scheduler to start in the guest, if the test has one; refused on a
+/// kernel without sched_ext before anything boots.
+fn scheduler(
+    entry: &KtstrTestEntry,
+    opts: &RunOptions,
+    kernel: &KernelImage,
+) -> Result<Option<SchedulerImage>, StepError> {
+    let Some(sched) = entry.scheduler else { return Ok(None) };
+    if kernel.sched_ext() == SchedExtSupport::No {
+        return Err((
+            "kernel check",
+            anyhow::anyhow!(
+                "kernel {} has no sched_ext (CONFIG_SCHED_CLASS_EXT is not set in {}): use a sched_ext \
+                 kernel, e.g. `cargo ktstr kernel fetch`",
+                kernel.release,
+                kernel.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            ),
+        ));
+    }
+    let host = sched.resolve_binary().map_err(|e| ("scheduler binary", e))?;
+    let file_name = host.file_name().unwrap().to_string_lossy().into_owned();
+    let guest = format!("{}/{file_name}", initramfs::SCHED_DIR);
+    let extra: Vec<String> = match &opts.extra_sched_args {
+        Some(args) => args.clone(),
+        None => entry.extra_sched_args.iter().map(|s| s.to_string()).collect(),
+    };
+    let launch = SchedulerLaunch {
+        name: sched.name.to_string(),
+        path: guest.clone(),
+        args: sched.args.iter().map(|s| s.to_string()).chain(extra).collect(),
+        ops_name: sched.ops_name.map(str::to_string),
+    };
+    Ok(Some(SchedulerImage { launch, host, guest }))
+}
+
+/// The test's `include_files` and the run's own, as files of the run's
+/// image segment, and their top-level guest paths for the plan.
+fn includes(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<(Vec<initramfs::ExtraFile>, Vec<String>), StepError> {
+    let paths: Vec<PathBuf> =
+        entry.include_files.iter().map(PathBuf::from).chain(opts.include_files.iter().cloned()).collect();
+    let files = initramfs::include_files(&paths).map_err(|e| ("include files", e))?;
+    let top = paths
+        .iter()
+        .filter_map(|p| {
+            p.canonicalize().ok()?.file_name().map(|n| format!("{}/{}", initramfs::INCLUDE_DIR, n.to_string_lossy()))
+        })
+        .collect();
+    Ok((files, top))
+}
+
+/// The VM: accelerator, boot image, limits.
+fn vm_spec(
+    entry: &KtstrTestEntry,
+    opts: &RunOptions,
+    kernel: &KernelImage,
+    initrd: PathBuf,
+    run_dir: PathBuf,
+    attach_timeout_s: u64,
+    interactive: bool,
+) -> Result<VmSpec, StepError> {
+    let vcpus = entry.topology.cpus();
+    let accel = vm::choose_accel(vcpus, &kernel.vmlinuz).map_err(|e| ("accelerator", e))?;
+    let boot = boot_allowance(accel, vcpus);
+    Ok(VmSpec {
+        kernel: kernel::pvh::boot_image(&kernel.vmlinuz),
+        initrd,
+        topology: entry.topology,
+        memory_mb: entry.memory_mb,
+        accel,
+        guest_hz: kernel.read_config().and_then(|c| c.get("CONFIG_HZ")?.parse().ok()),
+        cmdline_extra: Vec::new(),
+        verbose: report::verbose_requested(),
+        time_limit: match interactive {
+            true => SHELL_TIME_LIMIT,
+            false => boot + Duration::from_secs(attach_timeout_s + 2 * entry.duration_s + 15),
+        },
+        boot_deadline: Some(opts.boot_deadline.unwrap_or(boot)),
+        run_dir,
+        interactive,
+    })
+}
+
+/// How long a boot may take to reach init. The VM's wall-clock limit adds
+/// the attach wait, twice the scenario and a margin for power-off.
+/// Generous: limits detect hangs; they are not performance checks.
+fn boot_allowance(accel: Accel, vcpus: u32) -> Duration {
+    Duration::from_secs(match accel {
+        Accel::Kvm => 10,
+        Accel::Tcg { .. } => 20 + vcpus as u64,
+    })
+}
+
+fn new_run_dir(test: &str) -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("KTSTR_RUN_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
+    let dir = base.join(format!("ktstr-{test}-{}-{nanos:08x}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
