@@ -18,5 +18,5 @@ pub use crate::check::{AssertResult, Checks};
 pub use crate::scenario::Ctx;
 pub use entry::{find_test, KtstrTestEntry, KTSTR_TESTS};
 pub use map_write::BpfMapWrite;
-pub use run::{run_ktstr_test, run_ktstr_test_with, KtstrFailure, RunOptions};
+pub use run::{run_ktstr_test, run_ktstr_test_with, FailedAt, KtstrFailure, RunOptions};
 pub use scheduler::{Scheduler, SchedulerBinary, SCX_KTSTR};

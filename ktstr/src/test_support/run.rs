@@ -11,7 +11,7 @@ use crate::artifacts::{Artifacts, DumpSource, Variant};
 use crate::judge::{judge, Verdict};
 use crate::kernel::{self, KernelImage};
 use crate::monitor::Monitor;
-use crate::outcome::RunOutcome;
+use crate::outcome::{RunOutcome, StageReached};
 use crate::probe::ProbePlan;
 use crate::report::{self, ReportHeader};
 use crate::repro;
@@ -39,11 +39,40 @@ pub struct RunOptions {
     pub include_files: Vec<PathBuf>,
 }
 
+/// Where a failed run stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailedAt {
+    /// A host step before any VM booted (`kernel lookup`, `scheduler
+    /// binary`, `initramfs`, ...).
+    Setup(&'static str),
+    /// The furthest stage the guest reached.
+    Vm(StageReached),
+}
+
+impl std::fmt::Display for FailedAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailedAt::Setup(step) => write!(f, "{step} (no VM was booted)"),
+            FailedAt::Vm(stage) => write!(f, "{stage}"),
+        }
+    }
+}
+
+/// Compares with the words of the report's `stage:` line.
+impl PartialEq<&str> for FailedAt {
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            FailedAt::Setup(step) => other.strip_suffix(" (no VM was booted)") == Some(*step),
+            FailedAt::Vm(stage) => stage.to_string().as_str() == *other,
+        }
+    }
+}
+
 /// A failed run: where it stopped, why, and the rendered report.
 #[derive(Debug)]
 pub struct KtstrFailure {
-    /// The stage reached, in the words of the report's `stage:` line.
-    pub stage: String,
+    /// Where the run stopped; in words, the report's `stage:` line.
+    pub stage: FailedAt,
     /// The report's detail lines (the verdict's reasons, or the set-up
     /// step's error).
     pub reasons: Vec<String>,
@@ -143,7 +172,9 @@ fn record(a: &Artifacts, v: &Variant, entry: &KtstrTestEntry, res: &Result<RunOu
     let passed = Verdict::default();
     let (outcome, verdict, stage) = match res {
         Ok(o) => (o, &passed, String::new()),
-        Err(KtstrFailure { outcome: Some(o), verdict: Some(v), stage, .. }) => (o.as_ref(), v.as_ref(), stage.clone()),
+        Err(KtstrFailure { outcome: Some(o), verdict: Some(v), stage, .. }) => {
+            (o.as_ref(), v.as_ref(), stage.to_string())
+        }
         Err(_) => return,
     };
     let mut written = a.write_stats(v, outcome, verdict, entry.expect_err);
@@ -205,10 +236,10 @@ fn run_on(
     kernel: Result<KernelImage, kernel::KernelError>,
 ) -> Result<RunOutcome, KtstrFailure> {
     let header = header(entry);
-    let setup_fail = |stage: &str, err: anyhow::Error| {
+    let setup_fail = |stage: &'static str, err: anyhow::Error| {
         let reason = format!("{err:#}");
         KtstrFailure {
-            stage: format!("{stage} (no VM was booted)"),
+            stage: FailedAt::Setup(stage),
             report: report::render_setup_failure(&header, stage, &reason),
             reasons: vec![reason],
             outcome: None,
@@ -260,7 +291,7 @@ fn run_on(
     }
     let repro_outcome = repro.and_then(|r| r.outcome.ok());
     Err(KtstrFailure {
-        stage: outcome.stage.to_string(),
+        stage: FailedAt::Vm(outcome.stage),
         report,
         reasons: verdict.lines(),
         outcome: Some(Box::new(outcome)),
