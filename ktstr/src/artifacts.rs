@@ -60,18 +60,18 @@ impl Artifacts {
         records::repro_dump_path(&self.dir, &self.stem)
     }
 
-    pub fn stats_path(&self) -> PathBuf {
+    pub(crate) fn stats_path(&self) -> PathBuf {
         records::stats_path(&self.dir, &self.stem)
     }
 
     /// Before a run: no dump from an earlier one may survive it.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let _ = std::fs::remove_file(self.dump_path());
         let _ = std::fs::remove_file(self.repro_dump_path());
     }
 
     /// The stats sidecar of any run that reached a VM.
-    pub fn write_stats(&self, v: &Variant, o: &RunOutcome, verdict: &Verdict, expect_err: bool) -> Result<()> {
+    pub(crate) fn write_stats(&self, v: &Variant, o: &RunOutcome, verdict: &Verdict, expect_err: bool) -> Result<()> {
         let doc = StatsSidecar {
             test: v.test.to_string(),
             scheduler: v.scheduler.map(str::to_string),
@@ -95,7 +95,7 @@ impl Artifacts {
     /// guest's post-mortem of the scheduler's BPF state when it sent one,
     /// else the spec's placeholder, saying at which stage the run failed
     /// and why no state is there.
-    pub fn write_failure_dump(&self, v: &Variant, run: &DumpSource, repro: bool) -> Result<()> {
+    pub(crate) fn write_failure_dump(&self, v: &Variant, run: &DumpSource, repro: bool) -> Result<()> {
         let mut doc = json!({
             "schema": "single",
             "test": v.test,
@@ -146,7 +146,7 @@ impl Artifacts {
 }
 
 /// What a failure dump is written from: one VM run.
-pub struct DumpSource<'a> {
+pub(crate) struct DumpSource<'a> {
     /// The stage reached, in the report's words.
     pub stage: &'a str,
     /// Whether the scheduler had attached.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// Root of ktstr's cache: `$KTSTR_CACHE_DIR`, else `$XDG_CACHE_HOME/ktstr`,
 /// else `~/.cache/ktstr`.
-pub fn cache_root() -> PathBuf {
+pub(crate) fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("KTSTR_CACHE_DIR") {
         return PathBuf::from(dir);
     }
@@ -16,6 +16,6 @@ pub fn cache_root() -> PathBuf {
 }
 
 /// A named subdirectory of the cache root (not created).
-pub fn cache_subdir(name: &str) -> PathBuf {
+pub(crate) fn cache_subdir(name: &str) -> PathBuf {
     cache_root().join(name)
 }

@@ -91,7 +91,7 @@ impl Verdict {
 
     /// Whether the test's own verdict or a workers' threshold failed (the
     /// report then leads with the figures, not the VM's diagnostics).
-    pub fn checks_failed(&self) -> bool {
+    pub(crate) fn checks_failed(&self) -> bool {
         self.reasons.iter().any(|r| matches!(r, Reason::Test(_) | Reason::TestWithoutDetail | Reason::Check(_)))
     }
 }

@@ -72,7 +72,7 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// Reads the run's messages and console (the monitor's report, when
     /// it watched, is set by the caller).
-    pub fn from_vm(vm: VmOutput) -> Self {
+    pub(crate) fn from_vm(vm: VmOutput) -> Self {
         let mut o = RunOutcome {
             stage: StageReached::KernelDidNotBoot,
             kernel_release: None,
@@ -143,7 +143,7 @@ impl RunOutcome {
 
     /// What `expect_scx_bpf_error_*` matchers look at: the scheduler's log
     /// (the kernel's debug dump included) and the traced sched_ext dump.
-    pub fn error_corpus(&self) -> String {
+    pub(crate) fn error_corpus(&self) -> String {
         let mut s = self.sched_log.join("\n");
         for l in &self.sched_ext_dump {
             s.push('\n');

@@ -38,7 +38,7 @@ impl Decoder {
     }
 
     /// Appends bytes and returns every complete message now available.
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<GuestMessage> {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Vec<GuestMessage> {
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
         let mut pos = 0;
@@ -101,7 +101,8 @@ impl Decoder {
     }
 
     /// Bytes still buffered (an incomplete frame) when the stream ended.
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn pending(&self) -> usize {
         self.buf.len()
     }
 

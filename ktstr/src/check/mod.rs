@@ -72,7 +72,7 @@ impl Checks {
     /// threshold. Fairness and rate floors depend on the scheduler's
     /// policy, so they are opt-in; so are the monitor's thresholds, whose
     /// violations must last 3 samples (300 ms) to count.
-    pub const DEFAULT: Checks = Checks {
+    pub(crate) const DEFAULT: Checks = Checks {
         not_starved: Some(true),
         max_gap_ms: Some(crate::scenario::WATCHDOG_STUCK_MS),
         sustained_samples: Some(3),
@@ -81,7 +81,7 @@ impl Checks {
 }
 
 /// The detail lines of every threshold `stats` violates; empty when all hold.
-pub fn evaluate(stats: &ScenarioStats, checks: &Checks) -> Vec<String> {
+pub(crate) fn evaluate(stats: &ScenarioStats, checks: &Checks) -> Vec<String> {
     let cgroups = stats.totals();
     let workers = || cgroups.iter().flat_map(|c| c.workers.iter());
     let mut out = Vec::new();
@@ -122,11 +122,11 @@ pub fn spread(c: &CgroupStats) -> Option<Spread> {
     (!c.workers.is_empty()).then_some(Spread { pct: hi - lo, lo, hi })
 }
 
-pub fn starved_line(w: &WorkerReport) -> String {
+pub(crate) fn starved_line(w: &WorkerReport) -> String {
     format!("tid {} starved (0 work units)", w.pid)
 }
 
-pub fn stuck_line(w: &WorkerReport, threshold_ms: u64) -> String {
+pub(crate) fn stuck_line(w: &WorkerReport, threshold_ms: u64) -> String {
     format!(
         "tid {} stuck {}ms on cpu{} at +{}ms (threshold {threshold_ms}ms)",
         w.pid,
@@ -136,14 +136,14 @@ pub fn stuck_line(w: &WorkerReport, threshold_ms: u64) -> String {
     )
 }
 
-pub fn unfair_line(s: &Spread, workers: usize, cpus: usize, threshold: f64) -> String {
+pub(crate) fn unfair_line(s: &Spread, workers: usize, cpus: usize, threshold: f64) -> String {
     format!(
         "unfair cgroup: spread={:.1}% ({:.1}-{:.1}%) {workers} workers on {cpus} cpus (threshold {threshold:.1}%)",
         s.pct, s.lo, s.hi
     )
 }
 
-pub fn rate_line(w: &WorkerReport, floor: f64) -> String {
+pub(crate) fn rate_line(w: &WorkerReport, floor: f64) -> String {
     format!("worker {} iteration rate {:.1}/s below floor {floor:.1}/s", w.pid, w.iteration_rate())
 }
 

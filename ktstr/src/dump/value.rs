@@ -17,7 +17,7 @@ const HEX_MAX: usize = 512;
 const DEPTH_MAX: usize = 8;
 
 /// `bytes` decoded as type `ty` of `btf` (`None` or an unknown type: hex).
-pub fn decode(btf: Option<&Btf>, ty: u32, bytes: &[u8]) -> Value {
+pub(crate) fn decode(btf: Option<&Btf>, ty: u32, bytes: &[u8]) -> Value {
     let found = btf.filter(|_| ty != 0).and_then(|b| Some((b, b.type_by_id::<BtfType>(TypeId::from(ty))?)));
     match found {
         Some((b, t)) => value(b, t, bytes, 0),

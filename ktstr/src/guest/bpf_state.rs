@@ -19,7 +19,7 @@ const ENTRIES_MAX: usize = 256;
 const COUNT_MAX: usize = 16 * ENTRIES_MAX;
 
 /// What a run's post-mortem can read.
-pub struct Held {
+pub(crate) struct Held {
     maps: Vec<(MapInfo, MapHandle)>,
     /// Program ids with a descriptor that keeps each alive.
     progs: Vec<(u32, OwnedFd)>,
@@ -103,13 +103,13 @@ impl Held {
     }
 
     /// The held programs' counters, in id order.
-    pub fn prog_stats(&self) -> Vec<ProgStats> {
+    pub(crate) fn prog_stats(&self) -> Vec<ProgStats> {
         read_prog_stats(|p| self.progs.iter().any(|(id, _)| *id == p.id))
     }
 }
 
 /// The counters of the loaded programs `keep` picks, in id order.
-pub fn read_prog_stats(keep: impl Fn(&ProgramInfo) -> bool) -> Vec<ProgStats> {
+pub(crate) fn read_prog_stats(keep: impl Fn(&ProgramInfo) -> bool) -> Vec<ProgStats> {
     ProgInfoIter::default()
         .filter(|p| keep(p))
         .map(|p| ProgStats {

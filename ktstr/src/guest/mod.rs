@@ -22,13 +22,13 @@ use crate::wire::AssertResult;
 use reporter::Reporter;
 
 /// A test function, as `#[ktstr_test]` registers it.
-pub type TestFn = fn(&Ctx) -> anyhow::Result<AssertResult>;
+pub(crate) type TestFn = fn(&Ctx) -> anyhow::Result<AssertResult>;
 
 /// Called before `main` by every `#[ktstr_test]` binary. On the host it
 /// returns at once; as PID 1 in a ktstr guest it runs the plan and never
 /// returns. `find` looks the plan's test up in the binary's registry (the
 /// registry is the test harness's, above this runtime: it is handed down).
-pub fn maybe_run_as_init(find: fn(&str) -> Option<TestFn>) {
+pub(crate) fn maybe_run_as_init(find: fn(&str) -> Option<TestFn>) {
     if std::process::id() != 1 || !std::path::Path::new(GuestPlan::PATH).exists() {
         return;
     }

@@ -31,7 +31,7 @@ const SYSCTLS: &[&str] = &["/proc/sys/kernel/sched_schedstats"];
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// Looks [`SYMBOLS`] up with the kernel's own kallsyms lookup.
-pub fn lookup_symbols() -> KernelSymbols {
+pub(crate) fn lookup_symbols() -> KernelSymbols {
     let started = Instant::now();
     let mut out = KernelSymbols::default();
     match lookup() {
@@ -69,20 +69,20 @@ fn lookup() -> anyhow::Result<Vec<Result<u64, i64>>> {
 }
 
 /// Switches the optional counters on; says which could not be.
-pub fn enable_counters() -> Vec<String> {
+pub(crate) fn enable_counters() -> Vec<String> {
     SYSCTLS.iter().filter_map(|p| std::fs::write(p, "1").err().map(|e| format!("{p}: {e}"))).collect()
 }
 
 /// The struct_ops programs loaded now (the scheduler's: nothing else in
 /// a ktstr guest registers struct_ops), with their counts so far.
-pub fn bpf_snapshot() -> Vec<ProgStats> {
+pub(crate) fn bpf_snapshot() -> Vec<ProgStats> {
     super::bpf_state::read_prog_stats(|p| p.ty == ProgramType::StructOps)
 }
 
 /// The scheduler's programs after the workload, counted over it: less
 /// what each had done by `before` (its load and attach, when it ran
 /// `init` and `enable` for every task already there).
-pub fn bpf_stats(before: &[ProgStats]) -> BpfStats {
+pub(crate) fn bpf_stats(before: &[ProgStats]) -> BpfStats {
     let stats_on = std::fs::read_to_string(BPF_STATS).is_ok_and(|s| s.trim() == "1");
     let mut progs = bpf_snapshot();
     for p in &mut progs {

@@ -17,7 +17,7 @@ const MOUNTS: &[(&str, &str, &str)] = &[
 
 /// Mounts everything it can and returns what failed, in words; the caller
 /// reports them once the channel is open.
-pub fn mount_all() -> Vec<String> {
+pub(crate) fn mount_all() -> Vec<String> {
     let mut errors = Vec::new();
     for &(src, target, fstype) in MOUNTS {
         let _ = std::fs::create_dir_all(target);

@@ -15,7 +15,7 @@ static PORT: OnceLock<Mutex<File>> = OnceLock::new();
 
 /// Cheap handle to the process-wide channel; safe to use from any thread.
 #[derive(Clone, Copy)]
-pub struct Reporter(());
+pub(crate) struct Reporter(());
 
 impl Reporter {
     pub fn open() -> anyhow::Result<Reporter> {
@@ -56,7 +56,7 @@ fn send(msg: &GuestMessage) {
 }
 
 /// Last message before power-off; waits until the UART has sent it all.
-pub fn send_exit(code: i32) {
+pub(crate) fn send_exit(code: i32) {
     send(&GuestMessage::Exit { code });
     if let Some(port) = PORT.get() {
         let port = port.lock().unwrap_or_else(|e| e.into_inner());

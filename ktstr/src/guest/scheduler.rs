@@ -23,7 +23,7 @@ const TRACE_MAX: u64 = 8 << 20;
 /// report and exit before it is reported as ended anyway.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
-pub struct RunningScheduler {
+pub(crate) struct RunningScheduler {
     child: Arc<Mutex<Child>>,
     pid: u32,
     forwarders: Vec<std::thread::JoinHandle<()>>,
@@ -155,7 +155,7 @@ impl RunningScheduler {
     /// first, or there was none), giving a scheduler the kernel has
     /// already ended a moment to exit.
     /// True if the scheduler died.
-    pub fn check_alive_after_payload(
+    pub(crate) fn check_alive_after_payload(
         &mut self,
         reporter: &Reporter,
         watch: DeathWatch,
@@ -202,7 +202,7 @@ impl RunningScheduler {
 }
 
 /// The watcher of [`RunningScheduler::watch`].
-pub struct DeathWatch {
+pub(crate) struct DeathWatch {
     stop: Arc<AtomicBool>,
     handle: std::thread::JoinHandle<bool>,
 }
@@ -223,7 +223,7 @@ fn report_death(reporter: &Reporter, status: String, at: Duration) {
 }
 
 /// The trace buffer (only the sched_ext_dump event is on) to the host.
-pub fn send_sched_ext_dump(reporter: &Reporter) {
+pub(crate) fn send_sched_ext_dump(reporter: &Reporter) {
     use std::io::Read as _;
     let mut text = String::new();
     if let Ok(f) = std::fs::File::open(TRACE) {
@@ -238,7 +238,7 @@ pub fn send_sched_ext_dump(reporter: &Reporter) {
 /// asks the kernel for a dump on demand (sysrq `D`: the scheduler keeps
 /// running) and sends it, so a hang comes with the scheduler's state.
 /// True if the payload was still running.
-pub fn dump_if_hung(reporter: &Reporter, done: &AtomicBool, after: Duration) -> bool {
+pub(crate) fn dump_if_hung(reporter: &Reporter, done: &AtomicBool, after: Duration) -> bool {
     std::thread::sleep(after);
     if done.load(Ordering::Relaxed) {
         return false;

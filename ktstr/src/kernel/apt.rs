@@ -18,7 +18,7 @@ use ktstr_setup::debian::HostDebian;
 pub use ktstr_setup::debian::{parse_stanzas, Stanza, DEBIAN_KEYRING};
 
 /// Overrides the keyring used to verify the archive's signatures.
-pub const KEYRING_ENV: &str = "KTSTR_APT_KEYRING";
+pub(crate) const KEYRING_ENV: &str = "KTSTR_APT_KEYRING";
 
 /// The archive URI and a keyring to verify it with.
 fn archive() -> Result<(String, PathBuf)> {
@@ -37,7 +37,7 @@ fn archive() -> Result<(String, PathBuf)> {
 }
 
 /// A private apt setup for one suite.
-pub struct Apt {
+pub(crate) struct Apt {
     dir: PathBuf,
     sources: String,
     pub suite: String,
@@ -47,7 +47,7 @@ pub struct Apt {
 
 impl Apt {
     /// Writes the private configuration under `dir` (idempotent).
-    pub fn prepare(dir: &Path, suite: &str) -> Result<Apt> {
+    pub(crate) fn prepare(dir: &Path, suite: &str) -> Result<Apt> {
         for tool in ["apt-get", "apt-cache", "dpkg-deb"] {
             if which(tool).is_none() {
                 bail!(
@@ -117,14 +117,14 @@ impl Apt {
 
     /// Whether the package index was updated from the current sources
     /// within `max_age`.
-    pub fn index_fresh(&self, max_age: std::time::Duration) -> bool {
+    pub(crate) fn index_fresh(&self, max_age: std::time::Duration) -> bool {
         let same_sources = fs::read_to_string(self.stamp()).is_ok_and(|s| s == self.sources);
         let age = fs::metadata(self.stamp()).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
         same_sources && age.is_some_and(|age| age < max_age)
     }
 
     /// Whether an earlier `apt-get update` left a package index.
-    pub fn has_index(&self) -> bool {
+    pub(crate) fn has_index(&self) -> bool {
         fs::read_dir(self.dir.join("lists"))
             .is_ok_and(|rd| rd.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().contains("_Packages")))
     }
@@ -173,7 +173,7 @@ pub fn run(cmd: &mut Command) -> Result<Output> {
     cmd.output().with_context(|| format!("running {program}"))
 }
 
-pub fn output_text(out: &Output) -> String {
+pub(crate) fn output_text(out: &Output) -> String {
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     s.trim_end().to_string()

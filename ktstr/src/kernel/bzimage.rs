@@ -18,12 +18,12 @@ const KERNEL_VERSION: usize = 0x20E;
 /// Longest version string we accept.
 const MAX_VERSION_LEN: usize = 512;
 /// Bytes to read to cover any `kernel_version` pointer and its string.
-pub const HEAD_LEN: usize = 0x200 + 0xFFFF + 1 + MAX_VERSION_LEN;
+pub(crate) const HEAD_LEN: usize = 0x200 + 0xFFFF + 1 + MAX_VERSION_LEN;
 
 /// The full version string (`7.3.4+deb13-cloud-amd64 (debian-kernel@...) #1
 /// SMP PREEMPT_DYNAMIC Debian 7.3.4-1~bpo13+1 (2026-11-15)`) found in the
 /// first bytes of a bzImage, or why there is none.
-pub fn version_string(head: &[u8]) -> Result<&str, String> {
+pub(crate) fn version_string(head: &[u8]) -> Result<&str, String> {
     let u16_at = |off: usize| head.get(off..off + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
     if u16_at(BOOT_FLAG) != Some(0xAA55) || head.get(HEADER_MAGIC..HEADER_MAGIC + 4) != Some(b"HdrS") {
         return Err("no x86 boot setup header (not a bzImage)".into());
@@ -48,13 +48,13 @@ pub fn version_string(head: &[u8]) -> Result<&str, String> {
 }
 
 /// The release (`uname -r`) of a bzImage: the first word of its version string.
-pub fn release_from_head(head: &[u8]) -> Result<String, String> {
+pub(crate) fn release_from_head(head: &[u8]) -> Result<String, String> {
     let text = version_string(head)?;
     Ok(text.split_whitespace().next().unwrap_or(text).to_string())
 }
 
 /// Reads the release of the bzImage at `path`.
-pub fn read_release(path: &Path) -> Result<String, String> {
+pub(crate) fn read_release(path: &Path) -> Result<String, String> {
     let mut head = Vec::with_capacity(HEAD_LEN);
     File::open(path)
         .and_then(|f| f.take(HEAD_LEN as u64).read_to_end(&mut head))

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The option that makes a kernel able to run sched_ext schedulers.
-pub const SCHED_EXT_OPTION: &str = "CONFIG_SCHED_CLASS_EXT";
+pub(crate) const SCHED_EXT_OPTION: &str = "CONFIG_SCHED_CLASS_EXT";
 
 /// Whether a kernel can run sched_ext schedulers, judged from its config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +71,13 @@ impl KernelConfig {
     }
 
     /// Built in (`=y`).
-    pub fn is_builtin(&self, name: &str) -> bool {
+    pub(crate) fn is_builtin(&self, name: &str) -> bool {
         self.get(name) == Some("y")
     }
 
     /// Built in or a module.
-    pub fn is_enabled(&self, name: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_enabled(&self, name: &str) -> bool {
         matches!(self.get(name), Some("y" | "m"))
     }
 
@@ -100,7 +101,7 @@ impl KernelConfig {
 /// sched_ext support according to the config file at `path`, if any.
 /// Scans for the one option rather than parsing the whole file: this runs
 /// on every `resolve()`.
-pub fn sched_ext_support(path: Option<&Path>) -> SchedExtSupport {
+pub(crate) fn sched_ext_support(path: Option<&Path>) -> SchedExtSupport {
     let Some(Ok(text)) = path.map(std::fs::read_to_string) else {
         return SchedExtSupport::Unknown;
     };

@@ -55,7 +55,7 @@ impl Default for FetchOptions {
 
 /// Fetches the newest kernel of `opts` into `store`, or returns the cached
 /// one if that release is already there. One fetch runs at a time per cache.
-pub fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImage> {
+pub(crate) fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<KernelImage> {
     for (what, value) in [("suite", &opts.suite), ("flavour", &opts.flavour)] {
         if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || "-+._".contains(c)) {
             bail!("invalid {what} `{value}`");
@@ -166,7 +166,7 @@ pub(super) fn open_index(store: &KernelStore, suite: &str, progress: &Progress) 
 /// so a release counts only when every package a fetch downloads is there.
 /// Refreshes the suite's private package index when it is stale, as a fetch
 /// would.
-pub fn available_releases(store: &KernelStore, suite: &str, flavour: &str) -> Result<Vec<String>> {
+pub(crate) fn available_releases(store: &KernelStore, suite: &str, flavour: &str) -> Result<Vec<String>> {
     let progress = Progress::new();
     let apt = open_index(store, suite, &progress)?;
     progress.finish();
@@ -202,7 +202,7 @@ pub fn available_releases(store: &KernelStore, suite: &str, flavour: &str) -> Re
 /// names, one a line (anything after a space is ignored, as in `apt-cache
 /// search` output): a release starts with a digit and ends in `-<flavour>`
 /// (the meta package, `-dbg` and `-unsigned` builds are not kernels to boot).
-pub fn releases_in(pkgnames: &str, flavour: &str) -> Vec<String> {
+pub(crate) fn releases_in(pkgnames: &str, flavour: &str) -> Vec<String> {
     let suffix = format!("-{flavour}");
     let mut out: Vec<String> = pkgnames
         .lines()
@@ -220,7 +220,7 @@ pub(super) fn first(stanzas: Vec<Stanza>, package: &str) -> Result<Stanza> {
 }
 
 /// The release a `linux-image-<flavour>` meta package points at.
-pub fn release_from_meta(meta: &Stanza, flavour: &str) -> Result<String> {
+pub(crate) fn release_from_meta(meta: &Stanza, flavour: &str) -> Result<String> {
     let suffix = format!("-{flavour}");
     meta.depends()
         .into_iter()
@@ -236,7 +236,7 @@ pub fn release_from_meta(meta: &Stanza, flavour: &str) -> Result<String> {
 
 /// The image package and those of its dependencies built for `release`,
 /// leaving out modules and headers (the guest needs neither).
-pub fn packages_to_download(image_pkg: &str, image: &Stanza, release: &str) -> Vec<String> {
+pub(crate) fn packages_to_download(image_pkg: &str, image: &Stanza, release: &str) -> Vec<String> {
     let suffix = format!("-{release}");
     let mut out = vec![image_pkg.to_string()];
     out.extend(
@@ -306,7 +306,7 @@ fn dir_size(dir: &Path) -> u64 {
 /// Finds the bzImage and config for `release` in an extracted package tree:
 /// `usr/lib/modules/<release>/{vmlinuz,config}` or
 /// `boot/{vmlinuz,config}-<release>`.
-pub fn find_kernel_files(root: &Path, release: &str) -> Result<(PathBuf, Option<PathBuf>)> {
+pub(crate) fn find_kernel_files(root: &Path, release: &str) -> Result<(PathBuf, Option<PathBuf>)> {
     let mut files = Vec::new();
     walk(root, &mut files);
     files.sort();

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use object::{Object, ObjectSymbol, SymbolKind};
 
 /// The file a cached kernel's debug vmlinux is kept in, beside `vmlinuz`.
-pub const DEBUG_VMLINUX: &str = "vmlinux.debug";
+pub(crate) const DEBUG_VMLINUX: &str = "vmlinux.debug";
 
 /// Top-level directories of a kernel source tree: a DWARF path is shown
 /// from the first of these on (`kernel/sched/ext.c`), not from the build
@@ -27,7 +27,7 @@ const TREE_DIRS: &[&str] = &[
 ];
 
 /// An opened debug binary: its function symbols and its line tables.
-pub struct SourceLines {
+pub(crate) struct SourceLines {
     path: PathBuf,
     loader: addr2line::Loader,
     functions: HashMap<String, u64>,
@@ -66,13 +66,9 @@ impl SourceLines {
         Ok(SourceLines { path: path.to_path_buf(), loader, functions })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// `file:line` where `function` begins, or `None` when the binary has
     /// no such function or no line for it.
-    pub fn function_source(&self, function: &str) -> Option<String> {
+    pub(crate) fn function_source(&self, function: &str) -> Option<String> {
         let addr = *self.functions.get(function)?;
         let loc = self.loader.find_location(addr).ok()??;
         Some(format!("{}:{}", short_path(loc.file?), loc.line?))
@@ -81,7 +77,7 @@ impl SourceLines {
 
 /// A DWARF file path from the kernel tree's top on, when one of its
 /// top-level directories appears in it; otherwise the path as given.
-pub fn short_path(path: &str) -> &str {
+pub(crate) fn short_path(path: &str) -> &str {
     let mut offset = 0;
     for part in path.split('/') {
         if offset > 0 && TREE_DIRS.contains(&part) {
@@ -95,7 +91,7 @@ pub fn short_path(path: &str) -> &str {
 /// The debug vmlinux for a kernel image: `vmlinux.debug` beside a cached
 /// kernel, or `vmlinux` at the top of a build tree whose
 /// `arch/x86/boot/bzImage` was booted.
-pub fn debug_vmlinux_for(vmlinuz: &Path) -> Option<PathBuf> {
+pub(crate) fn debug_vmlinux_for(vmlinuz: &Path) -> Option<PathBuf> {
     let dir = vmlinuz.parent()?;
     let cached = dir.join(DEBUG_VMLINUX);
     if cached.is_file() {

@@ -14,7 +14,7 @@
 //! - [`apt`], [`fetch`](mod@fetch): the Debian download (private apt state)
 
 pub mod apt;
-pub mod bzimage;
+pub(crate) mod bzimage;
 pub mod config;
 pub mod debuginfo;
 pub mod fetch;
@@ -155,7 +155,7 @@ pub fn fetch_debug_vmlinux(release: &str) -> anyhow::Result<PathBuf> {
 /// The Debian suites a kernel is looked for in when a version asked for is
 /// not cached: those `cargo ktstr kernel fetch` reads (the default, with
 /// sched_ext, then trixie's own 6.12, without).
-pub const FETCH_SUITES: &[&str] = &[DEFAULT_SUITE, "trixie"];
+pub(crate) const FETCH_SUITES: &[&str] = &[DEFAULT_SUITE, "trixie"];
 
 /// The kernel for a host command (`cargo ktstr test`, `shell`): `explicit`
 /// or `KTSTR_KERNEL` as [`resolve()`] finds it, except that a version that

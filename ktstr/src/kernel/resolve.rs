@@ -13,7 +13,7 @@ pub const KERNEL_ENV: &str = "KTSTR_KERNEL";
 
 /// The spec to use: `explicit`, else a non-empty `KTSTR_KERNEL`, with where
 /// it came from (for messages).
-pub fn pick_spec(explicit: Option<&str>) -> Option<(String, &'static str)> {
+pub(crate) fn pick_spec(explicit: Option<&str>) -> Option<(String, &'static str)> {
     if let Some(s) = explicit.filter(|s| !s.trim().is_empty()) {
         return Some((s.trim().to_string(), "--kernel"));
     }

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use super::version::sort_newest_first;
 use super::KernelImage;
 
-pub const VMLINUZ: &str = "vmlinuz";
-pub const CONFIG: &str = "config";
-pub const META: &str = "meta.json";
+pub(crate) const VMLINUZ: &str = "vmlinuz";
+pub(crate) const CONFIG: &str = "config";
+pub(crate) const META: &str = "meta.json";
 const STAGING_PREFIX: &str = ".staging-";
 
 /// Where a cached kernel came from, stored as `meta.json` beside it.
@@ -58,7 +58,7 @@ impl KernelStore {
     }
 
     /// `cache_subdir("kernels")`: honours `KTSTR_CACHE_DIR`.
-    pub fn default_location() -> Self {
+    pub(crate) fn default_location() -> Self {
         Self::new(crate::cache::cache_subdir("kernels"))
     }
 
@@ -117,13 +117,13 @@ impl KernelStore {
     }
 
     /// Private apt state for one suite.
-    pub fn apt_dir(&self, suite: &str) -> PathBuf {
+    pub(crate) fn apt_dir(&self, suite: &str) -> PathBuf {
         self.dir.join(".apt").join(suite)
     }
 
     /// Removes staging directories left by interrupted fetches. Call only
     /// while holding the lock.
-    pub fn clean_staging(&self) {
+    pub(crate) fn clean_staging(&self) {
         let Ok(rd) = fs::read_dir(&self.dir) else {
             return;
         };
@@ -136,7 +136,7 @@ impl KernelStore {
 
     /// A fresh, empty staging directory inside the cache (same filesystem,
     /// so installing is a rename).
-    pub fn new_staging(&self) -> io::Result<PathBuf> {
+    pub(crate) fn new_staging(&self) -> io::Result<PathBuf> {
         fs::create_dir_all(&self.dir)?;
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);

@@ -43,7 +43,7 @@ fn key(release: &str) -> ReleaseKey<'_> {
 
 /// Orders two release strings by version: `6.12.107 > 6.12.9`, `7.3 > 6.19`,
 /// `6.13.0-rc2 < 6.13.0`. Missing trailing numbers count as zero.
-pub fn compare_releases(a: &str, b: &str) -> Ordering {
+pub(crate) fn compare_releases(a: &str, b: &str) -> Ordering {
     let (ka, kb) = (key(a), key(b));
     let len = ka.nums.len().max(kb.nums.len());
     for i in 0..len {
@@ -64,7 +64,7 @@ pub fn compare_releases(a: &str, b: &str) -> Ordering {
 }
 
 /// Sorts releases newest first.
-pub fn sort_newest_first<T>(items: &mut [T], release: impl Fn(&T) -> &str) {
+pub(crate) fn sort_newest_first<T>(items: &mut [T], release: impl Fn(&T) -> &str) {
     items.sort_by(|a, b| compare_releases(release(b), release(a)));
 }
 
@@ -72,7 +72,7 @@ pub fn sort_newest_first<T>(items: &mut [T], release: impl Fn(&T) -> &str) {
 /// itself or a prefix of it ending at a component boundary, so `7.3` selects
 /// `7.3.4+deb13-cloud-amd64` but not `7.30.1`, and `7.3.4+deb13` selects
 /// `7.3.4+deb13-cloud-amd64` but `7.3.4+deb1` does not.
-pub fn spec_matches(spec: &str, release: &str) -> bool {
+pub(crate) fn spec_matches(spec: &str, release: &str) -> bool {
     match release.strip_prefix(spec) {
         None => false,
         Some(rest) => rest.chars().next().is_none_or(|c| !c.is_ascii_alphanumeric()),
@@ -81,7 +81,7 @@ pub fn spec_matches(spec: &str, release: &str) -> bool {
 
 /// Whether `spec` looks like a version (as opposed to a path): it starts
 /// with a digit and has no `/`.
-pub fn looks_like_version(spec: &str) -> bool {
+pub(crate) fn looks_like_version(spec: &str) -> bool {
     spec.starts_with(|c: char| c.is_ascii_digit()) && !spec.contains('/')
 }
 

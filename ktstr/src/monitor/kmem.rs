@@ -18,7 +18,7 @@ const KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
 const KERNEL_MAP_SIZE: u64 = 1 << 30;
 /// The direct map's base with 4-level paging and no KASLR: where
 /// `page_offset_base` must point for these translations to hold.
-pub const DIRECT_MAP_4LEVEL: u64 = 0xffff_8880_0000_0000;
+pub(crate) const DIRECT_MAP_4LEVEL: u64 = 0xffff_8880_0000_0000;
 /// The largest direct map 4-level paging allows (64 TiB).
 const DIRECT_MAP_SIZE: u64 = 1 << 46;
 /// Page-table entry bits.
@@ -26,7 +26,7 @@ const PRESENT: u64 = 1;
 const HUGE: u64 = 1 << 7;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
-pub struct Kmem<'m> {
+pub(crate) struct Kmem<'m> {
     pub mem: &'m GuestMemory,
     /// Guest-physical address of `init_top_pgt`, when known.
     pgd: Option<u64>,
@@ -50,7 +50,7 @@ impl<'m> Kmem<'m> {
     }
 
     /// Guest-physical address of kernel virtual `virt`.
-    pub fn phys(&self, virt: u64) -> Option<u64> {
+    pub(crate) fn phys(&self, virt: u64) -> Option<u64> {
         self.image_or_direct(virt).or_else(|| self.walk(virt))
     }
 
@@ -102,7 +102,7 @@ impl<'m> Kmem<'m> {
 
 /// The unsigned value of `f` inside bytes already read (`None` if it
 /// falls outside them).
-pub fn field_in(bytes: &[u8], f: Field) -> Option<u64> {
+pub(crate) fn field_in(bytes: &[u8], f: Field) -> Option<u64> {
     let start = usize::try_from(f.off).ok()?;
     let src = bytes.get(start..start.checked_add(usize::from(f.size.min(8)))?)?;
     let mut b = [0u8; 8];

@@ -56,12 +56,12 @@ pub struct EventsLayout {
 impl Layout {
     /// Reads the layout from `vmlinux`'s BTF; fails with the reason when
     /// the BTF or one of the figures every sample needs is missing.
-    pub fn from_vmlinux(vmlinux: &std::path::Path) -> Result<Layout, String> {
+    pub(crate) fn from_vmlinux(vmlinux: &std::path::Path) -> Result<Layout, String> {
         let btf = Btf::from_path(vmlinux).map_err(|e| format!("no BTF in {}: {e}", vmlinux.display()))?;
         Layout::from_btf(&btf)
     }
 
-    pub fn from_btf(btf: &Btf<'_>) -> Result<Layout, String> {
+    pub(crate) fn from_btf(btf: &Btf<'_>) -> Result<Layout, String> {
         let rq = |path: &str| field(btf, "rq", path);
         let need = |path: &str| rq(path).ok_or_else(|| format!("the kernel's BTF has no rq.{path}"));
         Ok(Layout {

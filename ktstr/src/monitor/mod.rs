@@ -23,7 +23,7 @@
 //! It plugs into the VM's wait loop as a [`VmObserver`]; the run's host
 //! flow builds it and takes a [`MonitorReport`] back.
 
-pub mod kmem;
+pub(crate) mod kmem;
 pub mod layout;
 pub mod sample;
 pub mod summary;
@@ -39,10 +39,10 @@ use layout::Layout;
 use sample::Sampler;
 
 /// Time between two samples.
-pub const INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const INTERVAL: Duration = Duration::from_millis(100);
 
 /// The [`VmObserver`] that samples.
-pub struct Monitor {
+pub(crate) struct Monitor {
     cpus: u32,
     layout: Option<Result<Layout, String>>,
     symbols: Option<KernelSymbols>,

@@ -8,7 +8,7 @@ use crate::wire::monitor::KernelSymbols;
 pub use crate::wire::monitor::{CpuSample, Sample};
 
 /// Addresses resolved once, checked, then read at every sample.
-pub struct Sampler {
+pub(crate) struct Sampler {
     layout: Layout,
     /// `__per_cpu_offset[n]` for each CPU.
     offsets: Vec<u64>,
@@ -78,7 +78,7 @@ impl Sampler {
     }
 
     /// Why there are no event counters, if there are none.
-    pub fn events_unavailable(&self) -> Option<String> {
+    pub(crate) fn events_unavailable(&self) -> Option<String> {
         match (&self.layout.events, self.scx_root) {
             (Err(e), _) => Some(e.clone()),
             (Ok(_), None) => Some("the guest kernel has no symbol scx_root".into()),

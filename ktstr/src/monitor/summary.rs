@@ -8,7 +8,7 @@ use super::sample::Sample;
 /// The SCX event counters the block names first (`events:`), by their
 /// kernel names, with the names shown; every other counter that moved
 /// goes to `events+:` under its kernel name, lower case, less `SCX_EV_`.
-pub const MAIN_EVENTS: &[(&str, &str)] = &[
+pub(crate) const MAIN_EVENTS: &[(&str, &str)] = &[
     ("SCX_EV_SELECT_CPU_FALLBACK", "fallback"),
     ("SCX_EV_DISPATCH_KEEP_LAST", "keep_last"),
     ("SCX_EV_DISPATCH_LOCAL_DSQ_OFFLINE", "offline"),
@@ -49,7 +49,7 @@ pub struct Schedstat {
 }
 
 /// The shown name of a kernel event counter.
-pub fn event_name(kernel: &str) -> String {
+pub(crate) fn event_name(kernel: &str) -> String {
     MAIN_EVENTS
         .iter()
         .find(|(k, _)| *k == kernel)
@@ -60,7 +60,7 @@ pub fn event_name(kernel: &str) -> String {
 /// Max nr_running over min, with an idle CPU counted as 1 task: one task
 /// beside an idle CPU is no imbalance, two on one CPU beside an idle one
 /// is 2.0. Unreadable CPUs are left out.
-pub fn imbalance(s: &Sample) -> f64 {
+pub(crate) fn imbalance(s: &Sample) -> f64 {
     let nr = s.cpus.iter().flatten().map(|c| c.nr_running);
     let (max, min) = (nr.clone().max().unwrap_or(0), nr.min().unwrap_or(0));
     f64::from(max.max(1)) / f64::from(min.max(1))

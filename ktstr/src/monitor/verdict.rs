@@ -10,7 +10,7 @@ use crate::check::Checks;
 
 /// The run of samples in which a figure stayed above its limit longest.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Violation {
+pub(crate) struct Violation {
     pub from_ms: u64,
     pub samples: usize,
     /// The highest value in the run.
@@ -18,7 +18,11 @@ pub struct Violation {
 }
 
 /// The longest run of `(at_ms, value)` above `limit`, if it lasts `n`.
-pub fn sustained(values: impl IntoIterator<Item = (u64, Option<f64>)>, limit: f64, n: usize) -> Option<Violation> {
+pub(crate) fn sustained(
+    values: impl IntoIterator<Item = (u64, Option<f64>)>,
+    limit: f64,
+    n: usize,
+) -> Option<Violation> {
     let (mut best, mut run): (Option<Violation>, Option<Violation>) = (None, None);
     for (at, v) in values {
         run = match (v.filter(|v| *v > limit), run) {
@@ -50,7 +54,7 @@ pub struct Verdict {
     pub stuck: usize,
 }
 
-pub fn evaluate(m: &MonitorReport, checks: &Checks) -> Verdict {
+pub(crate) fn evaluate(m: &MonitorReport, checks: &Checks) -> Verdict {
     // `checks` are the thresholds in force (Checks::DEFAULT sets this one).
     let n = checks.sustained_samples.or(Checks::DEFAULT.sustained_samples).unwrap_or(1) as usize;
     Verdict { failures: failures(m, checks, n), stuck: stalls(&m.samples, n).len() }

@@ -181,7 +181,7 @@ fn join(parts: Vec<&str>, left: u64) -> String {
 
 /// The first 64 bits of a cpumask, in hex and as CPU ranges: `0xb(0-1,3)`,
 /// `0x0()`.
-pub fn cpumask(bits: u64) -> String {
+pub(crate) fn cpumask(bits: u64) -> String {
     let mut ranges = Vec::new();
     let mut cpu = 0;
     while cpu < 64 {

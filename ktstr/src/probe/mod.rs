@@ -3,6 +3,6 @@
 //! returns); this module decodes a probed value into the words the trail
 //! prints ([`decode`]).
 
-pub mod decode;
+pub(crate) mod decode;
 
 pub use crate::wire::probe::*;

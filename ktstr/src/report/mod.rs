@@ -48,7 +48,7 @@ impl ReportHeader<'_> {
 }
 
 /// The one line a passing run prints.
-pub fn render_pass(header: &ReportHeader, o: &RunOutcome) -> String {
+pub(crate) fn render_pass(header: &ReportHeader, o: &RunOutcome) -> String {
     let mut s = format!("{} passed: kernel {}", header.id(), o.kernel_release.as_deref().unwrap_or("?"));
     if let Some(ms) = o.sched_attach_ms {
         let _ = write!(s, ", scheduler attached after {:.1}s", ms as f64 / 1000.0);
@@ -62,7 +62,7 @@ pub fn render_pass(header: &ReportHeader, o: &RunOutcome) -> String {
 
 /// A failure before any VM booted (kernel lookup, scheduler binary,
 /// initramfs): header, reason, and the host stage it stopped at.
-pub fn render_setup_failure(header: &ReportHeader, stage: &str, reason: &str) -> String {
+pub(crate) fn render_setup_failure(header: &ReportHeader, stage: &str, reason: &str) -> String {
     let mut s = header.line();
     for line in reason.lines() {
         let _ = write!(s, "\n  {line}");

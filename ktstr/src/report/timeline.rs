@@ -14,7 +14,7 @@ use crate::monitor::MonitorReport;
 use crate::scenario::{CgroupStats, PhaseStats, ScenarioStats};
 use crate::wire::topology::Topology;
 
-pub struct TimelineHeader<'a> {
+pub(crate) struct TimelineHeader<'a> {
     pub topology: Topology,
     pub scheduler: Option<&'a str>,
     pub scenario: &'a str,
@@ -69,7 +69,7 @@ pub fn render(h: &TimelineHeader, stats: &ScenarioStats, monitor: Option<&Monito
 /// keep_last: N/s | throughput: N iter/s (stimulus-derived)`: the
 /// monitor's figures over the phase's samples, and the workers' own
 /// iteration count over the phase's length.
-pub fn monitor_line(f: &Figures, p: &PhaseStats) -> String {
+pub(crate) fn monitor_line(f: &Figures, p: &PhaseStats) -> String {
     let rate = |name: &str| f.event(name).map_or("n/a".into(), |c| format!("{:.0}/s", c.per_s));
     let iters = p.cgroups.iter().fold(0u64, |n, c| n.saturating_add(c.iterations()));
     let throughput = if p.duration_ms > 0 { iters as f64 * 1000.0 / p.duration_ms as f64 } else { 0.0 };
@@ -87,7 +87,7 @@ pub fn monitor_line(f: &Figures, p: &PhaseStats) -> String {
 }
 
 /// `name: off-cpu avg= min= max= spread= | run-delay mean= worst= | iters= migrations= | gap=Nms@cpuC`
-pub fn cgroup_line(c: &CgroupStats) -> String {
+pub(crate) fn cgroup_line(c: &CgroupStats) -> String {
     let off: Vec<f64> = c.workers.iter().map(|w| w.off_cpu_pct()).collect();
     let (min, max) = (off.iter().copied().fold(f64::INFINITY, f64::min), off.iter().copied().fold(0.0, f64::max));
     let avg = if off.is_empty() { 0.0 } else { off.iter().sum::<f64>() / off.len() as f64 };

@@ -24,7 +24,7 @@
 /// The stack functions of a crash, for the probe plan, and the generic
 /// frames dropped from it, for the pipeline's accounting.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Extracted {
+pub(crate) struct Extracted {
     pub functions: Vec<String>,
     pub filtered: Vec<String>,
 }
@@ -68,7 +68,7 @@ const GENERIC: &[&str] = &[
 /// exit's in `sched_log`, else in `sched_ext_dump` (its trace lines), else
 /// the kernel `console`'s call trace (the crash's, when the console holds
 /// an oops or panic, else the first). Empty when none has one.
-pub fn stack_functions(sched_log: &[String], sched_ext_dump: &[String], console: &str) -> Extracted {
+pub(crate) fn stack_functions(sched_log: &[String], sched_ext_dump: &[String], console: &str) -> Extracted {
     let mut frames = crate::crash::exit_backtrace_frames(sched_log);
     if frames.is_empty() {
         frames = crate::crash::exit_backtrace_frames(sched_ext_dump);

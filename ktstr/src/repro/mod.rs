@@ -8,7 +8,7 @@
 //! `guest::probe`); [`render`] stitches what came back into the
 //! `--- auto-repro ---` section.
 
-pub mod extract;
+pub(crate) mod extract;
 mod render;
 
 use std::path::Path;
@@ -22,7 +22,7 @@ pub use render::render;
 /// The probe plan for a primary run that failed because its scheduler
 /// crashed or exited; `None` for any other failure (checks, a kernel
 /// panic, a VM that never booted), where replaying probes nothing.
-pub fn plan_for(primary: &RunOutcome) -> Option<ProbePlan> {
+pub(crate) fn plan_for(primary: &RunOutcome) -> Option<ProbePlan> {
     if primary.sched_exit.is_none() || primary.kernel_crash.is_some() {
         return None;
     }
@@ -34,7 +34,7 @@ pub fn plan_for(primary: &RunOutcome) -> Option<ProbePlan> {
 /// debug vmlinux (the guest knows BPF line info, not the kernel's DWARF).
 /// Returns the note the trail ends with when some kernel function is left
 /// without a line, saying why and what to do.
-pub fn add_kernel_sources(trail: &mut ProbeTrail, debug_vmlinux: Option<&Path>) -> Option<String> {
+pub(crate) fn add_kernel_sources(trail: &mut ProbeTrail, debug_vmlinux: Option<&Path>) -> Option<String> {
     let is_kernel = |f: &crate::probe::ProbeFunc| f.kind == FuncKind::Kernel && f.source.is_none();
     if !trail.funcs.iter().any(is_kernel) {
         return None;

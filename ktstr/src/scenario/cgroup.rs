@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The parent group; children are removed when it is dropped.
-pub struct CgroupTree {
+pub(crate) struct CgroupTree {
     parent: PathBuf,
 }
 
@@ -44,16 +44,16 @@ impl CgroupTree {
         mkdir(&self.path(name))
     }
 
-    pub fn set_cpus(&self, name: &str, cpus: &[u32]) -> Result<()> {
+    pub(crate) fn set_cpus(&self, name: &str, cpus: &[u32]) -> Result<()> {
         let list = crate::wire::topology::format_cpu_list(cpus.iter().copied());
         self.write(name, "cpuset.cpus", &list)
     }
 
-    pub fn set_weight(&self, name: &str, weight: u32) -> Result<()> {
+    pub(crate) fn set_weight(&self, name: &str, weight: u32) -> Result<()> {
         self.write(name, "cpu.weight", &weight.to_string())
     }
 
-    pub fn move_pid(&self, name: &str, pid: u32) -> Result<()> {
+    pub(crate) fn move_pid(&self, name: &str, pid: u32) -> Result<()> {
         self.write(name, "cgroup.procs", &pid.to_string())
     }
 

@@ -22,7 +22,7 @@ pub fn disjoint_halves(ctx: &Ctx) -> Result<AssertResult> {
 
 /// Adds a detail line for every worker of a cpuset cgroup seen on a CPU
 /// outside its cpuset, or on none at all (nothing to judge by).
-pub fn check_containment(mut result: AssertResult) -> AssertResult {
+pub(crate) fn check_containment(mut result: AssertResult) -> AssertResult {
     let totals = result.stats.as_ref().map(|s| s.totals()).unwrap_or_default();
     for c in &totals {
         let Some(allowed) = &c.cpuset else { continue };

@@ -32,11 +32,11 @@ pub use crate::workload::WorkType;
 /// Set once a scenario's first workers are released: the guest waits for
 /// it before writing into the scheduler's maps (`bpf_map_write`), so a
 /// crash knob lands on a scheduler with work to do.
-pub static WORKLOAD_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub(crate) static WORKLOAD_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// A worker off CPU (and not sleeping on its own) for this long trips the
 /// work-conservation watchdog.
-pub const WATCHDOG_STUCK_MS: u64 = 2000;
+pub(crate) const WATCHDOG_STUCK_MS: u64 = 2000;
 
 /// One cgroup and the workers in it.
 #[derive(Clone, Debug, PartialEq)]

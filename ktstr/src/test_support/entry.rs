@@ -52,7 +52,7 @@ impl KtstrTestEntry {
 
     /// The name nextest knows this run by: the function's name, or
     /// `gauntlet/<name>/<preset>` for a variant.
-    pub fn full_name(&self) -> String {
+    pub(crate) fn full_name(&self) -> String {
         match self.preset {
             Some(p) => format!("{GAUNTLET_PREFIX}{}/{}", self.name, p.name),
             None => self.name.to_string(),
@@ -60,7 +60,7 @@ impl KtstrTestEntry {
     }
 
     /// This test on `preset`'s topology.
-    pub fn on_preset(&self, preset: &'static Preset) -> KtstrTestEntry {
+    pub(crate) fn on_preset(&self, preset: &'static Preset) -> KtstrTestEntry {
         KtstrTestEntry { topology: preset.topology, preset: Some(preset), gauntlet: &[], ..*self }
     }
 

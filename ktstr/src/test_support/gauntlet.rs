@@ -72,7 +72,7 @@ fn variants(tests: &[KtstrTestEntry]) -> Vec<KtstrTestEntry> {
 
 /// Called before libtest: lists variants ahead of libtest's list, or runs
 /// the variants named and exits. Otherwise returns at once.
-pub fn maybe_handle_args() {
+pub(crate) fn maybe_handle_args() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a = parse(&args);
     if !a.list && !a.runs_variants() {

@@ -19,7 +19,7 @@ impl BpfMapWrite {
         BpfMapWrite { map, var, value }
     }
 
-    pub fn to_plan(&self) -> MapWrite {
+    pub(crate) fn to_plan(&self) -> MapWrite {
         MapWrite { map: self.map.into(), var: self.var.into(), value: self.value }
     }
 }

@@ -89,7 +89,7 @@ impl Scheduler {
     }
 
     /// Finds the scheduler binary on the host, or says where it looked.
-    pub fn resolve_binary(&self) -> anyhow::Result<PathBuf> {
+    pub(crate) fn resolve_binary(&self) -> anyhow::Result<PathBuf> {
         match self.binary {
             SchedulerBinary::Path(p) => {
                 let p = PathBuf::from(p);

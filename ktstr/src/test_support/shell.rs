@@ -37,7 +37,7 @@ const REGISTRY_SECTION: &str = "linkme_KTSTR_TESTS";
 
 /// How `cargo ktstr shell` asks for a shell.
 #[derive(Clone, Debug, Default)]
-pub struct ShellOptions {
+pub(crate) struct ShellOptions {
     /// Stream the guest kernel's console (dmesg) to the terminal live.
     pub dmesg: bool,
     /// Kernel spec as `--kernel` takes it; default `KTSTR_KERNEL`, then
@@ -52,7 +52,7 @@ pub struct ShellOptions {
 /// [`SHELL_ARG`] first, runs the shell session and exits with its code
 /// (0: the shell ended and the VM powered off; 1: it could not run, and
 /// stderr says why; 2: a bad invocation). Otherwise returns at once.
-pub fn maybe_run_shell() {
+pub(crate) fn maybe_run_shell() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if args.first().is_none_or(|a| a != SHELL_ARG) {
         return;
@@ -112,7 +112,7 @@ pub fn has_ktstr_tests(binary: &Path) -> anyhow::Result<bool> {
 
 /// Boots `entry`'s VM with a shell on this terminal and returns once it
 /// has powered off; an error says what went wrong and what to do.
-pub fn run_shell(entry: &KtstrTestEntry, opts: &ShellOptions) -> anyhow::Result<()> {
+pub(crate) fn run_shell(entry: &KtstrTestEntry, opts: &ShellOptions) -> anyhow::Result<()> {
     entry.topology.validate().map_err(|e| anyhow::anyhow!("topology: {e}"))?;
     let busybox = vm::busybox::find()?;
     let kernel = kernel::resolve(opts.kernel.as_deref())?;

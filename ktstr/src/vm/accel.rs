@@ -27,7 +27,7 @@ impl Accel {
     }
 
     /// Host CPUs a VM with this accelerator keeps busy.
-    pub fn host_threads(&self, vcpus: u32) -> u32 {
+    pub(crate) fn host_threads(&self, vcpus: u32) -> u32 {
         match self {
             Accel::Tcg { multi_thread: false } => 1,
             _ => vcpus.min(host_cpus()),
@@ -40,7 +40,7 @@ impl Accel {
     /// keep time sanely. TCG's TSC is the host's, one counter shared by
     /// every vCPU, so it is reliable; and with the delay-loop constant
     /// given, each secondary vCPU skips its (emulated, slow) calibration.
-    pub fn cmdline_words(&self, guest_hz: Option<u32>) -> Vec<String> {
+    pub(crate) fn cmdline_words(&self, guest_hz: Option<u32>) -> Vec<String> {
         if *self == Accel::Kvm {
             return Vec::new();
         }
@@ -65,7 +65,7 @@ pub fn host_cpus() -> u32 {
 /// Multi-threaded TCG wins while vCPUs are few; past about twice the host's
 /// cores the threads fight over the cores and one thread is faster (measured
 /// on 2 cores: 4 vCPUs tie, 8 vCPUs 5.5 s vs 4.2 s, 32 vCPUs 40.7 s vs 8.9 s).
-pub fn tcg_for(vcpus: u32) -> Accel {
+pub(crate) fn tcg_for(vcpus: u32) -> Accel {
     Accel::Tcg { multi_thread: vcpus <= 2 * host_cpus() }
 }
 

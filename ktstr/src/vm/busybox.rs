@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::Context;
 
 /// Where busybox lives in the guest.
-pub const GUEST_PATH: &str = crate::wire::paths::BUSYBOX;
+pub(crate) const GUEST_PATH: &str = crate::wire::paths::BUSYBOX;
 
 /// Where Debian's busybox packages put it (`/bin` is `/usr/bin` on a
 /// merged-/usr system, but not everywhere).
@@ -31,7 +31,7 @@ pub fn find() -> anyhow::Result<PathBuf> {
 /// Guest paths of the applet links, as busybox itself lists them
 /// (`--list-full`: `bin/sh`, `usr/bin/awk`, ...). Only those in the usual
 /// bin directories, so that nothing can shadow `/init` or a library.
-pub fn applets(busybox: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) fn applets(busybox: &Path) -> anyhow::Result<Vec<String>> {
     let out = Command::new(busybox)
         .arg("--list-full")
         .output()

@@ -18,7 +18,7 @@ const FORMAT: &str = "ktstr-initramfs-v1";
 const KEEP_CACHED: usize = 12;
 
 /// Where guest binaries live besides `/init`.
-pub const SCHED_DIR: &str = crate::wire::paths::SCHED_DIR;
+pub(crate) const SCHED_DIR: &str = crate::wire::paths::SCHED_DIR;
 
 /// Content of one image, guest path → host source.
 #[derive(Default)]
@@ -48,19 +48,19 @@ impl ImageSpec {
         Ok(())
     }
 
-    pub fn add_bytes(&mut self, guest_path: &str, bytes: Vec<u8>) {
+    pub(crate) fn add_bytes(&mut self, guest_path: &str, bytes: Vec<u8>) {
         self.files.insert(guest_path.to_string(), Source::Bytes(bytes));
     }
 
     /// A symbolic link at `guest_path` pointing to `target`.
-    pub fn add_symlink(&mut self, guest_path: &str, target: &str) {
+    pub(crate) fn add_symlink(&mut self, guest_path: &str, target: &str) {
         self.files.insert(guest_path.to_string(), Source::Symlink(target.to_string()));
     }
 
     /// Busybox at [`super::busybox::GUEST_PATH`] with a link for each of
     /// its applets where its own `--list-full` puts them (`/bin/sh`,
     /// `/usr/bin/awk`, ...), so the guest's shell finds them on `PATH`.
-    pub fn add_busybox(&mut self, host: &Path) -> anyhow::Result<()> {
+    pub(crate) fn add_busybox(&mut self, host: &Path) -> anyhow::Result<()> {
         self.add_executable(host, super::busybox::GUEST_PATH)?;
         for applet in super::busybox::applets(host)? {
             if !self.files.contains_key(&applet) {
@@ -114,11 +114,11 @@ impl ImageSpec {
 }
 
 /// One file of a run's own cpio segment: guest path, content, mode.
-pub type ExtraFile = (String, Vec<u8>, u32);
+pub(crate) type ExtraFile = (String, Vec<u8>, u32);
 
 /// Writes `base` followed by a cpio segment with `extra` files to `dest`
 /// (the kernel unpacks concatenated cpio archives in order).
-pub fn with_extra_files(base: &Path, extra: &[ExtraFile], dest: &Path) -> anyhow::Result<()> {
+pub(crate) fn with_extra_files(base: &Path, extra: &[ExtraFile], dest: &Path) -> anyhow::Result<()> {
     std::fs::copy(base, dest).with_context(|| format!("copying {} to {}", base.display(), dest.display()))?;
     let mut f = std::fs::File::options().append(true).open(dest)?;
     write_cpio(&mut f, extra.iter().map(|(g, b, m)| (g.as_str(), b.as_slice(), *m)))?;
@@ -126,7 +126,7 @@ pub fn with_extra_files(base: &Path, extra: &[ExtraFile], dest: &Path) -> anyhow
 }
 
 /// A plain file of the run's segment (the plan, say).
-pub fn extra_file(guest_path: &str, bytes: Vec<u8>) -> ExtraFile {
+pub(crate) fn extra_file(guest_path: &str, bytes: Vec<u8>) -> ExtraFile {
     (guest_path.to_string(), bytes, MODE_EXEC)
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// `LOW_RAM_MAX` bytes below 4 GiB and the rest from 4 GiB up, once RAM
 /// is at least that big. Passed explicitly (`max-ram-below-4g`) so the
 /// split does not depend on the machine type's defaults.
-pub const LOW_RAM_MAX: u64 = 0xc000_0000;
+pub(crate) const LOW_RAM_MAX: u64 = 0xc000_0000;
 const FOUR_GIB: u64 = 1 << 32;
 /// Backing files: `ktstr-ram-<host pid>-<unique>-node<N>`.
 const PREFIX: &str = "ktstr-ram-";
@@ -22,7 +22,7 @@ const SHM: &str = "/dev/shm";
 /// The files backing one VM's RAM, one per NUMA node, in node order.
 /// Removed when dropped.
 #[derive(Debug)]
-pub struct RamFiles {
+pub(crate) struct RamFiles {
     pub paths: Vec<PathBuf>,
     pub sizes: Vec<u64>,
 }
@@ -129,7 +129,7 @@ pub struct GuestMemory {
 
 impl GuestMemory {
     /// Total RAM in bytes.
-    pub fn ram_size(&self) -> u64 {
+    pub(crate) fn ram_size(&self) -> u64 {
         self.regions.iter().map(|m| m.len as u64).sum()
     }
 
@@ -150,7 +150,7 @@ impl GuestMemory {
         Some(())
     }
 
-    pub fn read_u64(&self, gpa: u64) -> Option<u64> {
+    pub(crate) fn read_u64(&self, gpa: u64) -> Option<u64> {
         let mut b = [0u8; 8];
         self.read(gpa, &mut b)?;
         Some(u64::from_le_bytes(b))
@@ -182,7 +182,7 @@ impl GuestMemory {
 
 /// RAM below 4 GiB on `-M pc,max-ram-below-4g=LOW_RAM_MAX` (QEMU's
 /// `pc_init1`: the split happens only when RAM reaches it).
-pub fn split_below_4g(ram: u64) -> u64 {
+pub(crate) fn split_below_4g(ram: u64) -> u64 {
     if ram >= LOW_RAM_MAX {
         LOW_RAM_MAX
     } else {

@@ -56,7 +56,7 @@ pub struct VmSpec {
 }
 
 /// The guest's end of [`VmSpec::interactive`]'s console.
-pub const SHELL_TTY: &str = crate::wire::paths::SHELL_TTY;
+pub(crate) const SHELL_TTY: &str = crate::wire::paths::SHELL_TTY;
 
 impl VmSpec {
     pub fn cmdline(&self) -> String {
@@ -124,7 +124,7 @@ pub struct VmOutput {
 
 /// Watches a running VM. Called from the wait loop's thread, between its
 /// 10 ms polls: implementations must return quickly.
-pub trait VmObserver {
+pub(crate) trait VmObserver {
     /// Whether it reads guest RAM: then RAM is backed by shared files.
     fn wants_guest_memory(&self) -> bool {
         false
@@ -136,7 +136,7 @@ pub trait VmObserver {
 }
 
 /// Watches nothing.
-pub struct NoObserver;
+pub(crate) struct NoObserver;
 impl VmObserver for NoObserver {}
 
 /// Boots the VM and waits for it to end or hit its limit. Holds host CPU
@@ -150,7 +150,7 @@ pub fn run(spec: &VmSpec) -> anyhow::Result<VmOutput> {
 }
 
 /// [`run`], with `observer` watching.
-pub fn run_observed(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyhow::Result<VmOutput> {
+pub(crate) fn run_observed(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyhow::Result<VmOutput> {
     std::fs::create_dir_all(&spec.run_dir)?;
     let want = spec.accel.host_threads(spec.topology.cpus());
     let _slots = slots::acquire(want, host_cpus(), Duration::from_secs(3600))?;
@@ -176,7 +176,7 @@ type Registers = Option<Result<Vec<qmp::VcpuRegisters>, String>>;
 /// fault of the emulator rather than of the guest (the caller knows what
 /// such a fault looks like); the first console is kept beside the new one
 /// and the output says what was retried.
-pub fn run_retrying(
+pub(crate) fn run_retrying(
     spec: &VmSpec,
     observer: &mut dyn VmObserver,
     emulator_fault: impl Fn(&VmOutput) -> Option<String>,
@@ -329,7 +329,7 @@ fn read_tail(p: &std::path::Path, max: u64, tail: bool) -> Vec<u8> {
 
 /// Builds the cached base image for a test binary and optional scheduler
 /// (and, for a shell, busybox).
-pub fn base_initramfs(
+pub(crate) fn base_initramfs(
     test_binary: &std::path::Path,
     scheduler: Option<(&std::path::Path, &str)>,
     kernel_config: Option<(&std::path::Path, &str)>,

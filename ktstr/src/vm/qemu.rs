@@ -9,9 +9,9 @@ use crate::wire::topology::Topology;
 pub const QEMU: &str = "qemu-system-x86_64";
 
 /// Guest file names inside the run directory.
-pub const CONSOLE_LOG: &str = "console.log";
-pub const CHANNEL_LOG: &str = "channel.bin";
-pub const QEMU_LOG: &str = "qemu.log";
+pub(crate) const CONSOLE_LOG: &str = "console.log";
+pub(crate) const CHANNEL_LOG: &str = "channel.bin";
+pub(crate) const QEMU_LOG: &str = "qemu.log";
 
 /// The command for `spec`; with `ram`, guest RAM lives in those files
 /// (shared, so the host can read it while the guest runs).
@@ -68,7 +68,7 @@ fn smp_arg(t: &Topology) -> String {
 }
 
 /// MiB of RAM on each NUMA node, in node order (the last takes the rest).
-pub fn node_sizes_mb(t: &Topology, memory_mb: u32) -> Vec<u32> {
+pub(crate) fn node_sizes_mb(t: &Topology, memory_mb: u32) -> Vec<u32> {
     let nodes = t.numa_nodes.max(1);
     let per_node = memory_mb / nodes;
     (0..nodes).map(|n| if n + 1 == nodes { memory_mb - per_node * n } else { per_node }).collect()

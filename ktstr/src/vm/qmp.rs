@@ -11,9 +11,9 @@ use anyhow::{Context, Result};
 use qapi::{qmp, Qmp};
 use serde::{Deserialize, Serialize};
 
-pub const SOCKET: &str = "qmp.sock";
+pub(crate) const SOCKET: &str = "qmp.sock";
 /// QEMU's own text of the registers, in the run directory.
-pub const REGISTERS_TXT: &str = "vcpu-registers.txt";
+pub(crate) const REGISTERS_TXT: &str = "vcpu-registers.txt";
 
 /// QEMU's answer may take a while under TCG with busy vCPUs, but a
 /// monitor that does not answer must not hold the run.
@@ -35,7 +35,7 @@ const KEPT: &[&str] = &[
 ];
 
 /// Stops the guest's vCPUs and reads every one's registers.
-pub fn stop_and_read_registers(run_dir: &Path) -> Result<Vec<VcpuRegisters>> {
+pub(crate) fn stop_and_read_registers(run_dir: &Path) -> Result<Vec<VcpuRegisters>> {
     let path = run_dir.join(SOCKET);
     let stream = UnixStream::connect(&path).with_context(|| format!("connecting to QMP at {}", path.display()))?;
     stream.set_read_timeout(Some(TIMEOUT))?;
@@ -54,7 +54,7 @@ pub fn stop_and_read_registers(run_dir: &Path) -> Result<Vec<VcpuRegisters>> {
 
 /// `info registers -a` text: a `CPU#<n>` line, then `NAME=value` words
 /// (`R8 =...`: short names are padded before the `=`).
-pub fn parse_registers(text: &str) -> Vec<VcpuRegisters> {
+pub(crate) fn parse_registers(text: &str) -> Vec<VcpuRegisters> {
     let word = regex::Regex::new(r"\b([A-Z][A-Z0-9]*) *=([0-9a-fA-F]+)\b").expect("a valid regex");
     let mut out: Vec<VcpuRegisters> = Vec::new();
     for line in text.lines() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
-pub struct CpuSlots {
+pub(crate) struct CpuSlots {
     _held: Vec<Flock<File>>,
 }
 
@@ -17,7 +17,7 @@ pub struct CpuSlots {
 /// A waiter first takes the turnstile and keeps it until its slots are
 /// free, so a VM that needs several slots is not starved by a stream of
 /// VMs that need one.
-pub fn acquire(want: u32, total: u32, wait_limit: Duration) -> anyhow::Result<CpuSlots> {
+pub(crate) fn acquire(want: u32, total: u32, wait_limit: Duration) -> anyhow::Result<CpuSlots> {
     acquire_in(&crate::cache::cache_subdir("locks"), want, total, wait_limit)
 }
 

@@ -217,7 +217,7 @@ impl WorkerSet {
 
     /// CLOCK_MONOTONIC at which the last worker finished its first
     /// iteration; None until every worker has (and for an empty set).
-    pub fn first_iteration_ns(&self) -> Option<u64> {
+    pub(crate) fn first_iteration_ns(&self) -> Option<u64> {
         let mut last = None;
         for slot in self.region.slots() {
             match slot.first_iter_ns.load(Relaxed) {
@@ -235,7 +235,7 @@ impl WorkerSet {
     }
 
     /// `stop`, also saying how each worker ended (in spawn order).
-    pub fn stop_with_exits(mut self) -> (Vec<WorkerReport>, Vec<WorkerExit>) {
+    pub(crate) fn stop_with_exits(mut self) -> (Vec<WorkerReport>, Vec<WorkerExit>) {
         let reports = self.take_reports();
         self.shutdown(STOP_GRACE);
         let exits = self.workers.iter().map(|w| w.exit.unwrap_or(WorkerExit::Lost)).collect();

@@ -14,16 +14,16 @@ use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 pub const MAX_CPUS: usize = 256;
 
 /// `Slot::sleep_until` while awake.
-pub const AWAKE: u64 = 0;
+pub(crate) const AWAKE: u64 = 0;
 /// `Slot::sleep_until` while blocked until another process wakes it.
-pub const UNTIL_WOKEN: u64 = u64::MAX;
+pub(crate) const UNTIL_WOKEN: u64 = u64::MAX;
 
 /// Release word values.
-pub const RELEASE_GO: u32 = 1;
-pub const RELEASE_STOP: u32 = 2;
+pub(crate) const RELEASE_GO: u32 = 1;
+pub(crate) const RELEASE_STOP: u32 = 2;
 /// Pair word value that tells both sides to exit; otherwise it holds the
 /// side (0 or 1) whose turn it is.
-pub const PAIR_STOP: u32 = 2;
+pub(crate) const PAIR_STOP: u32 = 2;
 
 /// Bits of `Slot::max_gap` below the gap length that hold the CPU.
 const GAP_CPU_BITS: u32 = 16;
@@ -32,7 +32,7 @@ const GAP_NS_MAX: u64 = u64::MAX >> GAP_CPU_BITS;
 
 #[repr(C, align(64))]
 #[derive(Default)]
-pub struct Header {
+pub(crate) struct Header {
     pub release: AtomicU32,
     pub stop: AtomicU32,
 }
@@ -40,7 +40,7 @@ pub struct Header {
 /// A futex word on its own cache line so two pairs never share one.
 #[repr(C, align(64))]
 #[derive(Default)]
-pub struct PairWord {
+pub(crate) struct PairWord {
     pub turn: AtomicU32,
 }
 
@@ -50,7 +50,7 @@ pub struct PairWord {
 /// hardware prefetcher pairs with this one.
 #[repr(C, align(128))]
 #[derive(Default)]
-pub struct Slot {
+pub(crate) struct Slot {
     pub iterations: AtomicU64,
     pub migrations: AtomicU64,
     /// CLOCK_MONOTONIC of the last iteration (or wake-up).
@@ -69,12 +69,12 @@ pub struct Slot {
     pub cpus: [AtomicU64; MAX_CPUS / 64],
 }
 
-pub fn pack_gap(gap_ns: u64, cpu: u32) -> u64 {
+pub(crate) fn pack_gap(gap_ns: u64, cpu: u32) -> u64 {
     (gap_ns.min(GAP_NS_MAX) << GAP_CPU_BITS) | (u64::from(cpu) & GAP_CPU_MASK)
 }
 
 /// (gap_ns, cpu)
-pub fn unpack_gap(packed: u64) -> (u64, u32) {
+pub(crate) fn unpack_gap(packed: u64) -> (u64, u32) {
     (packed >> GAP_CPU_BITS, (packed & GAP_CPU_MASK) as u32)
 }
 
@@ -82,7 +82,7 @@ impl Slot {
     /// Marks `cpu` in this interval's set. The load first keeps the common
     /// case (bit already set) a read of our own line.
     #[inline]
-    pub fn mark_cpu(&self, cpu: u32) {
+    pub(crate) fn mark_cpu(&self, cpu: u32) {
         let Some(word) = self.cpus.get(cpu as usize / 64) else { return };
         let bit = 1u64 << (cpu % 64);
         if word.load(Ordering::Relaxed) & bit == 0 {
@@ -91,7 +91,7 @@ impl Slot {
     }
 
     /// Takes and clears the interval's CPU set, as a sorted list.
-    pub fn drain_cpus(&self) -> Vec<u32> {
+    pub(crate) fn drain_cpus(&self) -> Vec<u32> {
         let mut cpus = Vec::new();
         for (i, word) in self.cpus.iter().enumerate() {
             let mut bits = word.swap(0, Ordering::Relaxed);
@@ -107,7 +107,7 @@ impl Slot {
 /// The mapped region. Dropping it unmaps it; the owner must make sure no
 /// worker is still using it (workers have their own mapping, so only the
 /// parent's view goes away).
-pub struct Region {
+pub(crate) struct Region {
     base: NonNull<u8>,
     len: usize,
     pairs: usize,
@@ -144,7 +144,7 @@ impl Region {
         unsafe { &*self.base.as_ptr().add(off).cast::<PairWord>() }
     }
 
-    pub fn slot(&self, i: usize) -> &Slot {
+    pub(crate) fn slot(&self, i: usize) -> &Slot {
         assert!(i < self.slots);
         let off = Self::slots_offset(self.pairs) + i * size_of::<Slot>();
         // SAFETY: in bounds (asserted) and aligned (`slots_offset` rounds
@@ -172,7 +172,7 @@ impl Drop for Region {
 /// Blocks while `*word == expected`. Returns on a wake, a signal, or at
 /// once if the value already differs; callers re-check in a loop. Not
 /// FUTEX_PRIVATE: the word is shared between processes.
-pub fn futex_wait(word: &AtomicU32, expected: u32) {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32) {
     // SAFETY: `word` is a valid, aligned u32 for the call's duration.
     unsafe {
         libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, std::ptr::null::<libc::timespec>());
@@ -180,7 +180,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32) {
 }
 
 /// Wakes up to `n` waiters on `word`.
-pub fn futex_wake(word: &AtomicU32, n: i32) {
+pub(crate) fn futex_wake(word: &AtomicU32, n: i32) {
     // SAFETY: as above; FUTEX_WAKE only uses the address as a key.
     unsafe {
         libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n);
@@ -189,7 +189,7 @@ pub fn futex_wake(word: &AtomicU32, n: i32) {
 
 /// CLOCK_MONOTONIC in nanoseconds (vDSO, no syscall on the usual clocksources).
 #[inline]
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     use nix::time::{clock_gettime, ClockId};
     clock_gettime(ClockId::CLOCK_MONOTONIC).map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64).unwrap_or(0)
 }

@@ -23,9 +23,9 @@ use super::WorkType;
 /// xorshift steps in one spin unit: about 19 µs on a current x86 core in
 /// an optimised build. The absolute length matters little; it only has to
 /// dwarf the telemetry (two vDSO reads and a few stores).
-pub const SPIN_STEPS: u32 = 10_000;
+pub(crate) const SPIN_STEPS: u32 = 10_000;
 /// The "small compute unit" of YieldHeavy and PingPong.
-pub const SMALL_STEPS: u32 = SPIN_STEPS / 10;
+pub(crate) const SMALL_STEPS: u32 = SPIN_STEPS / 10;
 
 const BURST: u64 = 2_000_000;
 const BURST_SLEEP: Duration = Duration::from_millis(1);
@@ -34,7 +34,7 @@ const UNPAIRED_SLEEP: Duration = Duration::from_micros(100);
 
 /// A fixed amount of dependent integer work the compiler cannot fold away.
 #[inline(never)]
-pub fn spin_unit(steps: u32) -> u64 {
+pub(crate) fn spin_unit(steps: u32) -> u64 {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..black_box(steps) {
         x ^= x << 13;
@@ -46,7 +46,7 @@ pub fn spin_unit(steps: u32) -> u64 {
 
 /// One PingPong worker's side of its pair.
 #[derive(Clone, Copy)]
-pub struct Pair<'a> {
+pub(crate) struct Pair<'a> {
     pub word: &'a PairWord,
     /// 0 or 1; side 0 has the first turn.
     pub side: u32,
@@ -55,7 +55,7 @@ pub struct Pair<'a> {
 
 /// Everything a child needs, built by the parent before `fork` so the
 /// child allocates nothing.
-pub struct WorkerSpec<'a> {
+pub(crate) struct WorkerSpec<'a> {
     pub header: &'a Header,
     pub slot: &'a Slot,
     pub kind: WorkType,
@@ -146,7 +146,7 @@ fn wait_for_release(header: &Header, slot: &Slot) -> bool {
 }
 
 /// Per-iteration telemetry: the worker's private state plus its slot.
-pub struct Tracker<'a> {
+pub(crate) struct Tracker<'a> {
     slot: &'a Slot,
     on: bool,
     epoch_ns: u64,
@@ -168,7 +168,7 @@ impl<'a> Tracker<'a> {
         Self::start_at(slot, on, epoch_ns, now, cpu)
     }
 
-    pub fn start_at(slot: &'a Slot, on: bool, epoch_ns: u64, now: u64, cpu: u32) -> Self {
+    pub(crate) fn start_at(slot: &'a Slot, on: bool, epoch_ns: u64, now: u64, cpu: u32) -> Self {
         let t = Tracker { slot, on, epoch_ns, prev_ns: now, prev_cpu: cpu, iterations: 0, migrations: 0 };
         if on {
             t.slot.heartbeat_ns.store(now, Relaxed);
@@ -179,7 +179,7 @@ impl<'a> Tracker<'a> {
 
     /// End of one iteration: count it and, with telemetry, observe it.
     #[inline]
-    pub fn iteration_done(&mut self) {
+    pub(crate) fn iteration_done(&mut self) {
         if self.on {
             self.iteration_at(now_ns(), current_cpu());
         } else {
@@ -194,7 +194,7 @@ impl<'a> Tracker<'a> {
 
     /// Records one iteration ending at `now` on `cpu`.
     #[inline]
-    pub fn iteration_at(&mut self, now: u64, cpu: u32) {
+    pub(crate) fn iteration_at(&mut self, now: u64, cpu: u32) {
         self.iterations += 1;
         self.slot.iterations.store(self.iterations, Relaxed);
         if self.iterations == 1 {
@@ -227,7 +227,7 @@ impl<'a> Tracker<'a> {
     /// About to sleep at `now` on `cpu`, for `dur` or (None) until woken.
     /// The run up to here is observed, so no running time escapes the gap
     /// check; the slot then says asleep until when.
-    pub fn begin_sleep_at(&mut self, now: u64, cpu: u32, dur: Option<Duration>) {
+    pub(crate) fn begin_sleep_at(&mut self, now: u64, cpu: u32, dur: Option<Duration>) {
         if self.on {
             self.observe(now, cpu);
             let until = dur.map_or(UNTIL_WOKEN, |d| now + d.as_nanos() as u64);
@@ -242,7 +242,7 @@ impl<'a> Tracker<'a> {
     }
 
     /// Awake again at `now`: the sleep is not a gap, so timing restarts here.
-    pub fn end_sleep_at(&mut self, now: u64) {
+    pub(crate) fn end_sleep_at(&mut self, now: u64) {
         if self.on {
             self.slot.heartbeat_ns.store(now, Relaxed);
             self.slot.sleep_until.store(AWAKE, Relaxed);

@@ -47,7 +47,7 @@ pub struct Counters {
 
 /// Everything attached; dropping it detaches (slow under TCG: each
 /// trampoline is rebuilt).
-pub struct Attached {
+pub(crate) struct Attached {
     // Kept for the programs' lifetime: links reference them.
     _skels: Vec<ProbeSkel<'static>>,
     // Held, never read: dropping a link detaches its probe.
@@ -80,7 +80,7 @@ fn storage() -> &'static mut MaybeUninit<OpenObject> {
 /// depend on the scheduler's programs: the base instance with the maps and
 /// the kprobe program, and the trigger. Loading it while the scheduler
 /// starts takes it off the path to the workload.
-pub struct Base {
+pub(crate) struct Base {
     base: ProbeSkel<'static>,
     specs: MapHandle,
     events: MapHandle,
@@ -92,7 +92,7 @@ pub struct Base {
 // `Base` is built on one thread and handed over once, through a join.
 unsafe impl Send for Base {}
 
-pub fn load_base(break_trigger: bool) -> Result<Base> {
+pub(crate) fn load_base(break_trigger: bool) -> Result<Base> {
     let mut open = ProbeSkelBuilder::default().open(storage()).context("opening the probe object")?;
     only(&mut open, &["kprobe_entry"]);
     let base = open.load().context("loading the probe object")?;

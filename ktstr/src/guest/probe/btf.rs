@@ -18,9 +18,9 @@ use libbpf_rs::Btf;
 use crate::probe::{Field, Param, ValueKind};
 
 /// Fields of one function, in the order of its params' fields.
-pub const MAX_FIELDS: usize = 16;
+pub(crate) const MAX_FIELDS: usize = 16;
 /// Registers a kprobe reads and arguments a trampoline passes on.
-pub const MAX_ARGS: usize = 6;
+pub(crate) const MAX_ARGS: usize = 6;
 /// Fields discovered on a struct no table knows.
 const DISCOVERED_MAX: usize = 6;
 
@@ -62,7 +62,7 @@ fn curated(name: &str) -> Option<&'static [Curated]> {
 
 /// What the BPF side reads for one field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FieldRead {
+pub(crate) struct FieldRead {
     pub arg: u8,
     pub off: u32,
     pub size: u8,
@@ -71,12 +71,12 @@ pub struct FieldRead {
 
 /// A function's decoded signature and the reads behind its fields.
 #[derive(Clone, Debug, Default)]
-pub struct Signature {
+pub(crate) struct Signature {
     pub params: Vec<Param>,
     pub reads: Vec<FieldRead>,
 }
 
-pub struct Resolver {
+pub(crate) struct Resolver {
     btf: Btf<'static>,
 }
 
@@ -88,14 +88,14 @@ impl Resolver {
     }
 
     /// A kernel function's signature.
-    pub fn kernel_func(&self, name: &str) -> Option<Signature> {
+    pub(crate) fn kernel_func(&self, name: &str) -> Option<Signature> {
         let func = self.btf.type_by_name::<libbpf_rs::btf::types::Func>(name)?;
         let proto = FuncProto::try_from(func.next_type()?).ok()?;
         Some(self.signature(proto))
     }
 
     /// The signature of the `sched_ext_ops` member a callback implements.
-    pub fn ops_member(&self, member: &str) -> Option<Signature> {
+    pub(crate) fn ops_member(&self, member: &str) -> Option<Signature> {
         self.kernel_func(&format!("sched_ext_ops__{member}")).or_else(|| {
             let ops = Composite::try_from(self.btf.type_by_name::<BtfType>("sched_ext_ops")?).ok()?;
             let m = ops.iter().find(|m| m.name.is_some_and(|n| n == member))?;
@@ -108,7 +108,7 @@ impl Resolver {
     /// `(member name, byte offset)` of each function pointer of
     /// `struct sched_ext_ops`, and the offset of the ops inside the value
     /// of a struct_ops map (`struct bpf_struct_ops_sched_ext_ops`'s `data`).
-    pub fn ops_callbacks(&self) -> Option<(usize, Vec<(String, usize)>)> {
+    pub(crate) fn ops_callbacks(&self) -> Option<(usize, Vec<(String, usize)>)> {
         let value = Composite::try_from(self.btf.type_by_name::<BtfType>("bpf_struct_ops_sched_ext_ops")?).ok()?;
         let data = value.iter().find(|m| m.name.is_some_and(|n| n == "data"))?;
         let data_off = byte_offset(data.attr)?;

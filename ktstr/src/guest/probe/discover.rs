@@ -10,7 +10,7 @@ use super::btf::Resolver;
 
 /// A struct_ops program of the running scheduler.
 #[derive(Clone, Debug)]
-pub struct Callback {
+pub(crate) struct Callback {
     pub prog_id: u32,
     /// The program's function name in its BTF (`ktstr_enqueue`), the
     /// fentry attach target; the kernel's own name is cut to 15 bytes.
@@ -39,7 +39,7 @@ const CALLERS: &[(&str, &[&str])] = &[
     ("enable", &["scx_enable_task"]),
 ];
 
-pub fn callers(member: &str) -> &'static [&'static str] {
+pub(crate) fn callers(member: &str) -> &'static [&'static str] {
     CALLERS.iter().find(|(m, _)| *m == member).map_or(&[], |(_, c)| c)
 }
 

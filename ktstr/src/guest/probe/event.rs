@@ -14,13 +14,13 @@ use super::btf::{MAX_ARGS, MAX_FIELDS};
 
 /// probe.h's `enum ktstr_probe_kind`.
 pub const EXIT: u32 = 1;
-pub const TRIGGER: u32 = 2;
+pub(crate) const TRIGGER: u32 = 2;
 /// Returns kept after the exit (many more than the trail shows: most are
 /// other tasks').
 const AFTER_TRIGGER_CAP: usize = 4096;
 
 #[derive(Clone, Debug)]
-pub struct Raw {
+pub(crate) struct Raw {
     pub ts: u64,
     pub task: u64,
     pub func: u32,

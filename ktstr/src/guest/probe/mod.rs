@@ -35,7 +35,7 @@ pub(crate) struct Target {
     pub prog_id: Option<u32>,
 }
 
-pub struct Probes {
+pub(crate) struct Probes {
     targets: Vec<Target>,
     pipeline: Pipeline,
     attached: Option<attach::Attached>,
@@ -46,7 +46,7 @@ pub struct Probes {
 
 /// What is loaded while the scheduler starts: vmlinux BTF and the probe
 /// object's base with the trigger (see [`attach::Base`]).
-pub struct Preload(std::thread::JoinHandle<Preloaded>);
+pub(crate) struct Preload(std::thread::JoinHandle<Preloaded>);
 
 struct Preloaded {
     resolver: anyhow::Result<Resolver>,
@@ -58,7 +58,7 @@ struct Preloaded {
 unsafe impl Send for Preloaded {}
 
 /// Starts loading what does not depend on the scheduler's programs.
-pub fn preload(plan: &ProbePlan) -> Preload {
+pub(crate) fn preload(plan: &ProbePlan) -> Preload {
     let broken = plan.break_trigger;
     Preload(std::thread::spawn(move || {
         probe_trace("preload start");
