@@ -4,28 +4,18 @@
 //! everything that failed last session") running it again on the same
 //! kernel image; `--exec`, as the outputs block writes it, does the same.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ktstr::prelude::*;
+
+mod common;
+use common::cargo_ktstr;
 
 /// Fails on purpose, in a VM, without a scheduler (quick; no auto-repro).
 #[ktstr_test(cores = 1, duration_s = 1)]
 #[ignore = "the failing test of replay_lists_and_reruns_the_last_failures"]
 fn replay_target(_ctx: &Ctx) -> Result<AssertResult> {
     Ok(AssertResult::fail("failing on purpose, for cargo ktstr replay"))
-}
-
-/// `cargo ktstr <args>` (as cargo runs it), its artifacts in `out`.
-fn cargo_ktstr(out: &Path, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_cargo-ktstr"))
-        .arg("ktstr")
-        .args(args)
-        .env(ktstr::artifacts::OUTPUT_DIR_ENV, out)
-        .output()
-        .expect("running cargo-ktstr");
-    eprintln!("$ cargo ktstr {}\n{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
-    output
 }
 
 #[test]

@@ -1,19 +1,7 @@
 //! The spec's own commands, typed as the spec writes them, for real.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-/// `cargo ktstr <args>` as cargo runs it, its artifacts in `out`.
-fn cargo_ktstr(out: &Path, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_cargo-ktstr"))
-        .arg("ktstr")
-        .args(args)
-        .env(ktstr::artifacts::OUTPUT_DIR_ENV, out)
-        .output()
-        .expect("running cargo-ktstr");
-    eprintln!("$ cargo ktstr {}\n{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
-    output
-}
+mod common;
+use common::{cargo_ktstr, cargo_ktstr_env};
 
 /// The cached kernel's `major.minor`, as a user would type it after `--kernel`.
 fn cached_version() -> String {
@@ -90,14 +78,9 @@ fn an_uncached_version_is_fetched_from_the_archive() {
     let version = cached_version();
     let cache = std::env::temp_dir().join(format!("ktstr-uncached-kernel-{}", std::process::id()));
     let out = cache.join("out");
-    let run = Command::new(env!("CARGO_BIN_EXE_cargo-ktstr"))
-        .args(["ktstr", "test", "--kernel", &version, "--", "-E", "binary_id(ktstr::eevdf) & test(=runs_under_eevdf)"])
-        .env("KTSTR_CACHE_DIR", &cache)
-        .env(ktstr::artifacts::OUTPUT_DIR_ENV, &out)
-        .output()
-        .expect("running cargo-ktstr");
+    let args = ["test", "--kernel", &version, "--", "-E", "binary_id(ktstr::eevdf) & test(=runs_under_eevdf)"];
+    let run = cargo_ktstr_env(&out, &args, &[("KTSTR_CACHE_DIR", &cache)]);
     let text = String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
-    eprintln!("{text}");
     let cached: Vec<String> = std::fs::read_dir(cache.join("kernels"))
         .map(|rd| rd.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect())
         .unwrap_or_default();
