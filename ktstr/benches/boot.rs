@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let kernel = ktstr::kernel::ensure_default()?;
+    let kernel = ktstr::kernel::ensure(None)?;
     println!("kernel: {} ({})", kernel.release, kernel.vmlinuz.display());
     let trivial = trivial_initramfs()?;
     let guest_hz = kernel.read_config().and_then(|c| c.get("CONFIG_HZ")?.parse().ok());

@@ -46,7 +46,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let kernel = ktstr::kernel::ensure_default()?;
+    let kernel = ktstr::kernel::ensure(None)?;
     println!("kernel: {}", kernel.release);
     let (mut off, mut on, mut per_sample, mut wall) = (Vec::new(), Vec::new(), Vec::new(), [Vec::new(), Vec::new()]);
     let mut ratios = Vec::new();

@@ -60,7 +60,7 @@ fn telemetry_cost() -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let kernel = ktstr::kernel::ensure_default()?;
+    let kernel = ktstr::kernel::ensure(None)?;
     println!("kernel: {}", kernel.release);
     telemetry_cost()?;
     let mut medians = Vec::new();

@@ -2,7 +2,7 @@
 //!
 //! A kernel is chosen by [`resolve()`] from a spec (`--kernel`, else
 //! `KTSTR_KERNEL`, else the newest cached kernel with sched_ext). When
-//! nothing suitable is cached, [`ensure_default`] downloads Debian's cloud
+//! nothing suitable is cached, [`ensure`] downloads Debian's cloud
 //! kernel from `trixie-backports` (the newest one at fetch time) into
 //! `<cache>/kernels/<release>/` (see [`store`] for the layout).
 //!
@@ -162,9 +162,9 @@ pub(crate) const FETCH_SUITES: &[&str] = &[DEFAULT_SUITE, "trixie"];
 /// matches no cached kernel is looked for in Debian's archive
 /// ([`FETCH_SUITES`]) and fetched from there; if it is not there either,
 /// the error lists what is cached and what can be fetched. With no spec,
-/// [`ensure_default`].
+/// the newest cached kernel with sched_ext, fetched first if there is none.
 pub fn ensure(explicit: Option<&str>) -> anyhow::Result<KernelImage> {
-    let Some((spec, origin)) = resolve::pick_spec(explicit) else { return ensure_default() };
+    let Some((spec, origin)) = resolve::pick_spec(explicit) else { return newest_or_fetched() };
     let store = KernelStore::default_location();
     let err = match resolve::resolve_in(&store, Some((&spec, origin))) {
         Ok(k) => return Ok(k),
@@ -201,14 +201,9 @@ pub fn ensure(explicit: Option<&str>) -> anyhow::Result<KernelImage> {
     )
 }
 
-/// The kernel to use when a test names none: whatever `KTSTR_KERNEL`
-/// selects if it is set (the user's choice, even without sched_ext);
-/// otherwise the newest cached kernel with sched_ext; otherwise Debian's
-/// default kernel, fetched now.
-pub fn ensure_default() -> anyhow::Result<KernelImage> {
-    if let Some((spec, origin)) = resolve::pick_spec(None) {
-        return Ok(resolve::resolve_in(&KernelStore::default_location(), Some((&spec, origin)))?);
-    }
+/// The kernel when none is named: the newest cached kernel with
+/// sched_ext; otherwise Debian's default kernel, fetched now.
+fn newest_or_fetched() -> anyhow::Result<KernelImage> {
     match resolve(None) {
         Ok(k) if k.sched_ext() == SchedExtSupport::Yes => Ok(k),
         _ => {

@@ -131,14 +131,7 @@ fn scheduler(
 fn includes(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<(Vec<initramfs::ExtraFile>, Vec<String>), StepError> {
     let paths: Vec<PathBuf> =
         entry.include_files.iter().map(PathBuf::from).chain(opts.include_files.iter().cloned()).collect();
-    let files = initramfs::include_files(&paths).map_err(|e| ("include files", e))?;
-    let top = paths
-        .iter()
-        .filter_map(|p| {
-            p.canonicalize().ok()?.file_name().map(|n| format!("{}/{}", initramfs::INCLUDE_DIR, n.to_string_lossy()))
-        })
-        .collect();
-    Ok((files, top))
+    initramfs::include_files(&paths).map_err(|e| ("include files", e))
 }
 
 /// The VM: accelerator, boot image, limits.

@@ -137,9 +137,11 @@ pub const INCLUDE_DIR: &str = crate::wire::paths::INCLUDE_DIR;
 /// --include`) as files of the run's segment under [`INCLUDE_DIR`]: each
 /// keeps its name, a directory its tree (symbolic links followed), every
 /// file its permission bits. Relative paths are taken from the current
-/// directory (the package's, under cargo and nextest).
-pub fn include_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<ExtraFile>> {
+/// directory (the package's, under cargo and nextest). Also returns each
+/// path's place in the guest (`/include/<name>`), in the order given.
+pub fn include_files(paths: &[std::path::PathBuf]) -> anyhow::Result<(Vec<ExtraFile>, Vec<String>)> {
     let mut out: Vec<ExtraFile> = Vec::new();
+    let mut tops = Vec::new();
     let mut names = std::collections::BTreeSet::new();
     for p in paths {
         let meta = std::fs::metadata(p).with_context(|| {
@@ -156,9 +158,11 @@ pub fn include_files(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<ExtraFi
             "two include files are named `{name}`: both would be {INCLUDE_DIR}/{name} in the guest; rename one, \
              or include the directory above them"
         );
-        add_tree(p, &format!("{INCLUDE_DIR}/{name}"), meta.is_dir(), &mut out)?;
+        let top = format!("{INCLUDE_DIR}/{name}");
+        add_tree(p, &top, meta.is_dir(), &mut out)?;
+        tops.push(top);
     }
-    Ok(out)
+    Ok((out, tops))
 }
 
 fn add_tree(host: &Path, guest: &str, is_dir: bool, out: &mut Vec<ExtraFile>) -> anyhow::Result<()> {
@@ -310,7 +314,8 @@ mod tests {
         std::fs::set_permissions(dir.join("conf/sub/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(dir.join("one.json"), "{}").unwrap();
         std::fs::set_permissions(dir.join("one.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
-        let files = include_files(&[dir.join("conf"), dir.join("one.json")]).unwrap();
+        let (files, tops) = include_files(&[dir.join("conf"), dir.join("one.json")]).unwrap();
+        assert_eq!(tops, ["/include/conf", "/include/one.json"]);
         let got: Vec<(&str, &[u8], u32)> = files.iter().map(|(g, b, m)| (g.as_str(), b.as_slice(), *m)).collect();
         assert_eq!(
             got,
