@@ -21,6 +21,7 @@ const OTHERS: &[&str] = &[
     "expect_scx_bpf_error_matches",
     "auto_repro",
     "gauntlet",
+    "checks",
 ];
 
 /// What a threshold's value must be.
@@ -89,6 +90,9 @@ pub struct TestAttrs {
     pub auto_repro: bool,
     /// Gauntlet preset names, checked against [`PRESETS`].
     pub gauntlet: Vec<LitStr>,
+    /// A const `Checks` below the thresholds given one by one (a canned
+    /// scenario's gates: `checks = catalogue::RT_HOG.checks`).
+    pub checks: Option<Expr>,
     /// Where the topology attributes were written, for cross-field errors.
     topo_span: Option<proc_macro2::Span>,
 }
@@ -112,6 +116,7 @@ impl Default for TestAttrs {
             expect_matches: None,
             auto_repro: true,
             gauntlet: Vec::new(),
+            checks: None,
             topo_span: None,
         }
     }
@@ -162,6 +167,15 @@ impl Parse for TestAttrs {
                 "expect_scx_bpf_error_contains" => a.expect_contains = Some(pattern(v, &key, false)?),
                 "expect_scx_bpf_error_matches" => a.expect_matches = Some(pattern(v, &key, true)?),
                 "gauntlet" => a.gauntlet = presets(v)?,
+                "checks" => match v {
+                    Expr::Path(_) | Expr::Field(_) => a.checks = Some(v.clone()),
+                    _ => {
+                        return Err(syn::Error::new_spanned(
+                            v,
+                            "`checks` takes a path to a `Checks` const, e.g. `checks = catalogue::RT_HOG.checks`",
+                        ))
+                    }
+                },
                 _ => match THRESHOLDS.iter().find(|(n, _)| *n == key) {
                     Some((_, kind)) => {
                         let value = threshold(v, &key, *kind)?;

@@ -62,6 +62,11 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
     let expect_matches = opt(a.expect_matches.as_ref().map(|s| quote!(#s)));
     let map_writes = &a.bpf_map_write;
     let include_files = &a.include_files;
+    // Thresholds given one by one win over a `checks = ...` const.
+    let base_checks = match &a.checks {
+        Some(e) => quote!(#e),
+        None => quote!(::ktstr::test_support::Checks::NONE),
+    };
     // `smt-2llc` -> `::ktstr::topology::gauntlet::SMT_2LLC`.
     let presets = a.gauntlet.iter().map(|s| {
         let ident = format_ident!("{}", s.value().to_uppercase().replace('-', "_"), span = s.span());
@@ -91,7 +96,8 @@ fn expand(a: TestAttrs, mut func: ItemFn) -> syn::Result<proc_macro2::TokenStrea
             checks: ::ktstr::test_support::Checks {
                 #(#threshold_names: ::core::option::Option::Some(#threshold_values),)*
                 ..::ktstr::test_support::Checks::NONE
-            },
+            }
+            .or(#base_checks),
             bpf_map_writes: &[#(&#map_writes),*],
             expect_err: #expect_err,
             auto_repro: #auto_repro,

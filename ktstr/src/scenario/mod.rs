@@ -11,13 +11,18 @@
 //! }
 //! ```
 //!
-//! Canned scenarios any scheduler can be run against: [`basic`], [`cpuset`].
+//! Canned scenarios any scheduler can be run against: [`catalogue::CATALOGUE`]
+//! lists them, from [`basic`], [`cpuset`] and [`policy`].
 
 pub mod basic;
+pub mod catalogue;
 mod cgroup;
+pub mod churn;
 pub mod cpuset;
 mod ctx;
+pub mod policy;
 mod run;
+mod system;
 
 use std::time::Duration;
 
@@ -48,11 +53,20 @@ pub struct CgroupDef {
     pub cpuset: Option<CpusetSpec>,
     /// `cpu.weight` (1-10000, default 100).
     pub weight: Option<u32>,
+    /// The workers' scheduling policy, set before they start.
+    pub policy: SchedPolicy,
 }
 
 impl CgroupDef {
     pub fn named(name: impl Into<String>) -> Self {
-        CgroupDef { name: name.into(), workers: None, work_type: WorkType::default(), cpuset: None, weight: None }
+        CgroupDef {
+            name: name.into(),
+            workers: None,
+            work_type: WorkType::default(),
+            cpuset: None,
+            weight: None,
+            policy: SchedPolicy::Normal(0),
+        }
     }
 
     pub fn workers(mut self, n: usize) -> Self {
@@ -74,6 +88,26 @@ impl CgroupDef {
         self.weight = Some(w);
         self
     }
+
+    pub fn policy(mut self, p: SchedPolicy) -> Self {
+        self.policy = p;
+        self
+    }
+}
+
+/// A worker's scheduling policy. Under a sched_ext scheduler that switched
+/// every task (the usual), the first three are its tasks, with the weight
+/// the kernel gives them; `Fifo` is the RT class, which preempts them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SchedPolicy {
+    /// SCHED_NORMAL at this nice value (-20..=19).
+    Normal(i32),
+    /// SCHED_BATCH: CPU-bound, not latency-sensitive.
+    Batch,
+    /// SCHED_IDLE: the lowest weight there is.
+    Idle,
+    /// SCHED_FIFO at this priority (1..=99): real time, above sched_ext.
+    Fifo(u8),
 }
 
 /// Which CPUs a cgroup may use, resolved against the VM's topology.
@@ -122,6 +156,17 @@ pub enum Op {
     /// Stops the cgroup's workers and removes it.
     RemoveCgroup(String),
     SetCpuset(String, CpusetSpec),
+    /// Moves the running workers of the first cgroup into the second; they
+    /// keep reporting under the first's name.
+    MoveWorkers(String, String),
+    /// Sets the scheduling policy (or nice value) of a cgroup's running workers.
+    SetPolicy(String, SchedPolicy),
+    /// Sets a cgroup's `cpu.weight`.
+    SetWeight(String, u32),
+    /// Takes a CPU offline (`/sys/devices/system/cpu/cpuN/online`); the
+    /// scenario brings every CPU it took offline back at its end.
+    CpuOffline(u32),
+    CpuOnline(u32),
 }
 
 /// How long a step holds once its ops are applied.

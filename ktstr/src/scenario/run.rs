@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::cgroup::CgroupTree;
-use super::{CgroupDef, Ctx, HoldSpec, Op, Step, WATCHDOG_STUCK_MS};
+use super::system::{set_online, set_policy};
+use super::{CgroupDef, Ctx, HoldSpec, Op, SchedPolicy, Step, WATCHDOG_STUCK_MS};
 use crate::wire::stats::{CgroupStats, PhaseStats, ScenarioStats, WatchdogTrip};
 use crate::wire::verdict::AssertResult;
 use crate::workload::{monotonic_ns, SpawnOptions, WorkerSet};
@@ -103,12 +104,14 @@ struct Run<'a> {
     tree: CgroupTree,
     groups: Vec<Group>,
     epoch_ns: u64,
+    /// CPUs this scenario took offline, brought back by `stop`.
+    offline: Vec<u32>,
 }
 
 impl<'a> Run<'a> {
     fn new(ctx: &'a Ctx) -> Result<Run<'a>> {
         let tree = CgroupTree::create(&ctx.test_name)?;
-        Ok(Run { ctx, tree, groups: Vec::new(), epoch_ns: monotonic_ns() })
+        Ok(Run { ctx, tree, groups: Vec::new(), epoch_ns: monotonic_ns(), offline: Vec::new() })
     }
 
     /// Creates the cgroup and forks its workers into it (not released).
@@ -128,6 +131,9 @@ impl<'a> Run<'a> {
             WorkerSet::spawn(&vec![def.work_type; n], &SpawnOptions { epoch_ns: self.epoch_ns, telemetry: true })?;
         for pid in set.pids() {
             self.tree.move_pid(&def.name, pid)?;
+            if def.policy != SchedPolicy::Normal(0) {
+                set_policy(pid, def.policy)?;
+            }
         }
         self.groups.push(Group { name: def.name.clone(), cpuset, set });
         Ok(())
@@ -147,6 +153,38 @@ impl<'a> Run<'a> {
                 let cpus = spec.resolve(&self.ctx.topology).map_err(anyhow::Error::msg)?;
                 self.tree.set_cpus(name, &cpus)?;
                 self.groups[i].cpuset = Some(cpus);
+                Ok(())
+            }
+            Op::MoveWorkers(from, to) => {
+                let (i, j) = (self.find(from)?, self.find(to)?);
+                for pid in self.groups[i].set.pids() {
+                    self.tree.move_pid(to, pid)?;
+                }
+                // Held to the cpuset they now live under.
+                self.groups[i].cpuset = self.groups[j].cpuset.clone();
+                Ok(())
+            }
+            Op::SetPolicy(name, policy) => {
+                let i = self.find(name)?;
+                self.groups[i].set.pids().into_iter().try_for_each(|pid| set_policy(pid, *policy))
+            }
+            Op::SetWeight(name, w) => {
+                self.find(name)?;
+                self.tree.set_weight(name, *w)
+            }
+            Op::CpuOffline(cpu) => {
+                anyhow::ensure!(
+                    *cpu < self.ctx.topology.cpus(),
+                    "cpu{cpu} does not exist: the VM has {} cpus",
+                    self.ctx.topology.cpus()
+                );
+                set_online(*cpu, false)?;
+                self.offline.push(*cpu);
+                Ok(())
+            }
+            Op::CpuOnline(cpu) => {
+                set_online(*cpu, true)?;
+                self.offline.retain(|c| c != cpu);
                 Ok(())
             }
         }
@@ -227,6 +265,9 @@ impl<'a> Run<'a> {
     }
 
     fn stop(self) {
+        for &cpu in &self.offline {
+            let _ = set_online(cpu, true);
+        }
         for g in self.groups {
             g.set.stop();
             let _ = self.tree.remove(&g.name);

@@ -10,10 +10,12 @@
 //! - [`message`]: what the guest sends ([`message::GuestMessage`]), its
 //!   stages and error steps as enums
 //! - [`stats`], [`verdict`]: what a scenario measured and a test's verdict
+//! - [`checks`]: the thresholds a test is held to
 //! - [`dump`], [`probe`], [`monitor`]: the failure dump, auto-repro's plan
 //!   and trail, the monitor's guest-side figures
 //! - [`records`]: the files tools read back (the stats sidecar, the run record)
 
+pub mod checks;
 pub mod dump;
 pub mod message;
 pub mod monitor;

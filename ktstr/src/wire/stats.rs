@@ -124,6 +124,17 @@ pub enum WorkType {
     /// Rotates every iteration through a compute unit, a yield and a
     /// ~200 µs sleep, so enqueue, dispatch and wake-up paths all stay busy.
     Mixed,
+    /// A compute unit per iteration; every 8th it narrows its own CPU mask
+    /// (`sched_setaffinity`) to one CPU of those it started with, rotating,
+    /// and every 8th after that widens it back to all of them.
+    AffinityChurn,
+    /// Per iteration: forks a child that computes a small unit and exits,
+    /// and waits for it; every other iteration a thread instead, joined.
+    /// Task creation and exit, not CPU time, is the load.
+    ForkExit,
+    /// Mostly idle: sleeps ~20 ms, then computes for ~2 ms, over and over,
+    /// so CPUs keep going idle and waking up.
+    IdleBurst,
 }
 
 /// What one worker did over one interval (a phase), or the merge of several.

@@ -182,7 +182,7 @@ fn stuck_names_only_the_stopped_worker() {
 #[test]
 fn stop_reaps_every_kind() {
     use WorkType::*;
-    let types = [SpinWait, YieldHeavy, PingPong, PingPong, PingPong, Bursty, Mixed];
+    let types = [SpinWait, YieldHeavy, PingPong, PingPong, PingPong, Bursty, Mixed, AffinityChurn, ForkExit, IdleBurst];
     let mut set = spawn(&types);
     let pids = set.pids();
     set.release();
@@ -198,6 +198,26 @@ fn stop_reaps_every_kind() {
     assert_eq!(exits, vec![WorkerExit::Exited(0); types.len()], "a worker had to be killed");
     for pid in pids {
         assert!(!alive(pid), "worker {pid} outlived stop");
+    }
+}
+
+/// AffinityChurn narrows itself to single CPUs and widens back: over a
+/// while it runs on more than one CPU, and ends with its whole mask.
+/// ForkExit's children and threads are all reaped: none is left behind.
+#[test]
+fn churn_kinds_do_what_they_say() {
+    let mut set = spawn(&[WorkType::AffinityChurn, WorkType::ForkExit]);
+    set.release();
+    wait_all_iterated(&set);
+    sleep_ms(300);
+    let r = set.take_reports();
+    let fork_pid = set.pids()[1];
+    assert!(r[1].iterations >= 2, "ForkExit made {} iterations", r[1].iterations);
+    let children = std::fs::read_to_string(format!("/proc/{fork_pid}/task/{fork_pid}/children")).unwrap_or_default();
+    assert!(children.split_whitespace().count() <= 1, "ForkExit left children: {children}");
+    set.stop();
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        assert!(r[0].cpus.len() > 1, "AffinityChurn ran only on {:?}", r[0].cpus);
     }
 }
 

@@ -31,6 +31,10 @@ const BURST: u64 = 2_000_000;
 const BURST_SLEEP: Duration = Duration::from_millis(1);
 const MIXED_SLEEP: Duration = Duration::from_micros(200);
 const UNPAIRED_SLEEP: Duration = Duration::from_micros(100);
+const IDLE_SLEEP: Duration = Duration::from_millis(20);
+const IDLE_BURST: u64 = 2_000_000;
+/// AffinityChurn changes its mask every this many iterations.
+const AFFINITY_EVERY: u64 = 8;
 
 /// A fixed amount of dependent integer work the compiler cannot fold away.
 #[inline(never)]
@@ -84,6 +88,7 @@ pub fn run(spec: WorkerSpec) -> ! {
     let _ = prctl::set_name(c"ktstr-worker");
     let mut t = Tracker::start(spec.slot, spec.telemetry, spec.epoch_ns);
     let mut burst_start = now_ns();
+    let mut affinity = Affinity::current();
     let mut i: u64 = 0;
     while spec.header.stop.load(Relaxed) == 0 {
         match spec.kind {
@@ -122,11 +127,105 @@ pub fn run(spec: WorkerSpec) -> ! {
                 }
                 None => t.sleep_for(UNPAIRED_SLEEP),
             },
+            WorkType::AffinityChurn => {
+                spin_unit(SPIN_STEPS);
+                if i % AFFINITY_EVERY == AFFINITY_EVERY - 1 {
+                    affinity.churn(i / AFFINITY_EVERY);
+                }
+            }
+            WorkType::ForkExit => {
+                t.begin_sleep(None);
+                if i.is_multiple_of(2) {
+                    fork_and_reap();
+                } else {
+                    spawn_and_join_thread();
+                }
+                t.end_sleep();
+            }
+            WorkType::IdleBurst => {
+                t.sleep_for(IDLE_SLEEP);
+                let start = now_ns();
+                while now_ns().saturating_sub(start) < IDLE_BURST {
+                    spin_unit(SMALL_STEPS);
+                }
+            }
         }
         i += 1;
         t.iteration_done();
     }
     exit(0)
+}
+
+/// The CPU mask a worker started with, and turns to narrow it.
+struct Affinity {
+    all: libc::cpu_set_t,
+}
+
+impl Affinity {
+    fn current() -> Affinity {
+        // SAFETY: cpu_set_t is plain bits; sched_getaffinity fills it.
+        let mut all: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut all) };
+        Affinity { all }
+    }
+
+    /// Turn `n`: odd turns widen back to every CPU, even turns narrow to
+    /// the (n/2)th allowed CPU, round the set. Errors are ignored: a CPU
+    /// that went offline meanwhile only makes this turn a no-op.
+    fn churn(&mut self, n: u64) {
+        let mut mask = self.all;
+        if n.is_multiple_of(2) {
+            // SAFETY: CPU_COUNT/CPU_ISSET/CPU_SET only read and write the bits.
+            let allowed = unsafe { libc::CPU_COUNT(&self.all) } as u64;
+            if allowed == 0 {
+                return;
+            }
+            let want = (n / 2) % allowed;
+            let cpu = (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| unsafe { libc::CPU_ISSET(c, &self.all) })
+                .nth(want as usize);
+            let Some(cpu) = cpu else { return };
+            unsafe { libc::CPU_ZERO(&mut mask) };
+            unsafe { libc::CPU_SET(cpu, &mut mask) };
+        }
+        // SAFETY: a valid mask of the right size for the calling thread.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mask) };
+    }
+}
+
+/// A short-lived child: one small compute unit, then `_exit`. Waits for it.
+fn fork_and_reap() {
+    // SAFETY: the child computes and `_exit`s; it touches no lock.
+    match unsafe { libc::fork() } {
+        0 => {
+            spin_unit(SMALL_STEPS);
+            exit(0)
+        }
+        pid if pid > 0 => {
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+        }
+        _ => {}
+    }
+}
+
+extern "C" fn thread_body(_: *mut libc::c_void) -> *mut libc::c_void {
+    spin_unit(SMALL_STEPS);
+    std::ptr::null_mut()
+}
+
+/// A short-lived thread: one small compute unit. Joins it. pthread_create
+/// (not std::thread) keeps Rust's thread bookkeeping out of a forked
+/// child; glibc resets its own locks in the child of a fork.
+fn spawn_and_join_thread() {
+    // SAFETY: a plain pthread with a function that touches only the stack.
+    unsafe {
+        let mut th: libc::pthread_t = std::mem::zeroed();
+        if libc::pthread_create(&mut th, std::ptr::null(), thread_body, std::ptr::null_mut()) == 0 {
+            libc::pthread_join(th, std::ptr::null_mut());
+        }
+    }
 }
 
 fn exit(code: i32) -> ! {

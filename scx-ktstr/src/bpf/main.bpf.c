@@ -30,6 +30,13 @@
  * - degrade_rt (.bss, a host map write): while non-zero, every ops.dispatch
  *   burns that many microseconds (at most KTSTR_DEGRADE_MAX_US): a
  *   scheduler that degrades at run time, and recovers when it is set back.
+ *
+ * It implements every task, CPU and cgroup callback a scenario of ktstr's
+ * catalogue (ktstr::scenario::catalogue) says it drives, most of them as
+ * no-ops: the kernel counts each program's runs (bpf_stats), and the
+ * catalogue's coverage test reads those counts to prove each scenario
+ * really reaches the paths its doc names. Without cpu_online/cpu_offline
+ * the kernel would end the scheduler on the first CPU hotplug.
  */
 #include <scx/common.bpf.h>
 #include "intf.h"
@@ -232,6 +239,103 @@ void BPF_STRUCT_OPS(ktstr_enable, struct task_struct *p)
 	scx_bpf_task_set_dsq_vtime(p, vtime_now);
 }
 
+void BPF_STRUCT_OPS(ktstr_disable, struct task_struct *p)
+{
+}
+
+s32 BPF_STRUCT_OPS(ktstr_init_task, struct task_struct *p,
+		   struct scx_init_task_args *args)
+{
+	return 0;
+}
+
+void BPF_STRUCT_OPS(ktstr_exit_task, struct task_struct *p,
+		    struct scx_exit_task_args *args)
+{
+}
+
+void BPF_STRUCT_OPS(ktstr_runnable, struct task_struct *p, u64 enq_flags)
+{
+}
+
+void BPF_STRUCT_OPS(ktstr_quiescent, struct task_struct *p, u64 deq_flags)
+{
+}
+
+/* sched_yield(): give up the rest of the slice, as the kernel would without this op. */
+bool BPF_STRUCT_OPS(ktstr_yield, struct task_struct *from, struct task_struct *to)
+{
+	from->scx.slice = 0;
+	return false;
+}
+
+/* Weights are read from p->scx.weight when a task stops; nothing to keep. */
+void BPF_STRUCT_OPS(ktstr_set_weight, struct task_struct *p, u32 weight)
+{
+}
+
+/* scx_bpf_select_cpu_dfl() honours p->cpus_ptr itself. */
+void BPF_STRUCT_OPS(ktstr_set_cpumask, struct task_struct *p,
+		    const struct cpumask *cpumask)
+{
+}
+
+/* Needs SCX_OPS_KEEP_BUILTIN_IDLE, or the built-in idle tracking goes. */
+void BPF_STRUCT_OPS(ktstr_update_idle, s32 cpu, bool idle)
+{
+}
+
+void BPF_STRUCT_OPS(ktstr_cpu_acquire, s32 cpu, struct scx_cpu_acquire_args *args)
+{
+}
+
+/*
+ * A higher class (an RT task) took the CPU: what waits on its local DSQ
+ * goes back through ops.enqueue, to run elsewhere meanwhile.
+ */
+void BPF_STRUCT_OPS(ktstr_cpu_release, s32 cpu, struct scx_cpu_release_args *args)
+{
+	scx_bpf_reenqueue_local();
+}
+
+void BPF_STRUCT_OPS(ktstr_cpu_online, s32 cpu)
+{
+}
+
+void BPF_STRUCT_OPS(ktstr_cpu_offline, s32 cpu)
+{
+}
+
+s32 BPF_STRUCT_OPS(ktstr_cgroup_init, struct cgroup *cgrp,
+		   struct scx_cgroup_init_args *args)
+{
+	return 0;
+}
+
+void BPF_STRUCT_OPS(ktstr_cgroup_exit, struct cgroup *cgrp)
+{
+}
+
+s32 BPF_STRUCT_OPS(ktstr_cgroup_prep_move, struct task_struct *p,
+		   struct cgroup *from, struct cgroup *to)
+{
+	return 0;
+}
+
+void BPF_STRUCT_OPS(ktstr_cgroup_move, struct task_struct *p,
+		    struct cgroup *from, struct cgroup *to)
+{
+}
+
+void BPF_STRUCT_OPS(ktstr_cgroup_cancel_move, struct task_struct *p,
+		    struct cgroup *from, struct cgroup *to)
+{
+}
+
+void BPF_STRUCT_OPS(ktstr_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
+{
+}
+
 void BPF_STRUCT_OPS(ktstr_dump, struct scx_dump_ctx *dctx)
 {
 	scx_bpf_dump("ktstr scheduler state:\n");
@@ -283,9 +387,28 @@ SCX_OPS_DEFINE(ktstr_ops,
 	       .running		= (void *)ktstr_running,
 	       .stopping	= (void *)ktstr_stopping,
 	       .enable		= (void *)ktstr_enable,
+	       .disable		= (void *)ktstr_disable,
+	       .init_task	= (void *)ktstr_init_task,
+	       .exit_task	= (void *)ktstr_exit_task,
+	       .runnable	= (void *)ktstr_runnable,
+	       .quiescent	= (void *)ktstr_quiescent,
+	       .yield		= (void *)ktstr_yield,
+	       .set_weight	= (void *)ktstr_set_weight,
+	       .set_cpumask	= (void *)ktstr_set_cpumask,
+	       .update_idle	= (void *)ktstr_update_idle,
+	       .cpu_acquire	= (void *)ktstr_cpu_acquire,
+	       .cpu_release	= (void *)ktstr_cpu_release,
+	       .cpu_online	= (void *)ktstr_cpu_online,
+	       .cpu_offline	= (void *)ktstr_cpu_offline,
+	       .cgroup_init	= (void *)ktstr_cgroup_init,
+	       .cgroup_exit	= (void *)ktstr_cgroup_exit,
+	       .cgroup_prep_move = (void *)ktstr_cgroup_prep_move,
+	       .cgroup_move	= (void *)ktstr_cgroup_move,
+	       .cgroup_cancel_move = (void *)ktstr_cgroup_cancel_move,
+	       .cgroup_set_weight = (void *)ktstr_cgroup_set_weight,
 	       .dump		= (void *)ktstr_dump,
 	       .dump_task	= (void *)ktstr_dump_task,
 	       .init		= (void *)ktstr_init,
 	       .exit		= (void *)ktstr_exit,
-	       .flags		= SCX_OPS_ENQ_LAST,
+	       .flags		= SCX_OPS_ENQ_LAST | SCX_OPS_KEEP_BUILTIN_IDLE,
 	       .name		= "ktstr");
