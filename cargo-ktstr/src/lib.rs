@@ -7,5 +7,6 @@ pub mod doctor_cmd;
 pub mod kernel_cmd;
 pub mod replay_cmd;
 pub mod runs;
+pub mod sched_cmd;
 pub mod shell_cmd;
 pub mod test_cmd;

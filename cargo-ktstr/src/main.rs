@@ -1,6 +1,6 @@
 //! `cargo ktstr`: runs ktstr tests and manages guest kernels.
 
-use cargo_ktstr::{doctor_cmd, kernel_cmd, replay_cmd, shell_cmd, test_cmd};
+use cargo_ktstr::{doctor_cmd, kernel_cmd, replay_cmd, sched_cmd, shell_cmd, test_cmd};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -58,6 +58,8 @@ enum Cmd {
     ///   cargo ktstr replay --list                     what failed, and where its outputs are
     #[command(verbatim_doc_comment)]
     Replay(replay_cmd::ReplayArgs),
+    /// Install released sched_ext schedulers by name (from the crates registry) and list them.
+    Sched(sched_cmd::SchedArgs),
     /// Install the Debian packages ktstr needs on this host (QEMU 10, clang-19, ...).
     Setup(ktstr_setup::SetupArgs),
     /// Boot a test's VM (topology, memory, scheduler) and get a shell in it
@@ -117,6 +119,7 @@ fn main() {
         Cmd::Doctor(args) => doctor_cmd::run(args),
         Cmd::Kernel(args) => kernel_cmd::run(args),
         Cmd::Replay(args) => replay_cmd::run(args),
+        Cmd::Sched(args) => sched_cmd::run(args),
         Cmd::Setup(args) => ktstr_setup::run(args),
         Cmd::Shell(args) => shell_cmd::run(args),
         Cmd::Test(args) => test_cmd::run(args),

@@ -14,22 +14,10 @@ fn payload_under_scx_ktstr(_ctx: &Ctx) -> Result<AssertResult> {
 }
 
 /// A scheduler binary that is not there.
-const MISSING_SCHED: Scheduler = Scheduler {
-    name: "scx-missing",
-    binary: SchedulerBinary::Path("/nonexistent/scx-missing"),
-    ops_name: None,
-    args: &[],
-    checks: Checks::NONE,
-};
+const MISSING_SCHED: Scheduler = Scheduler::path("scx-missing", "/nonexistent/scx-missing");
 
 /// A real program that runs but never attaches a sched_ext scheduler.
-const NEVER_ATTACHES: Scheduler = Scheduler {
-    name: "sleep-not-a-scheduler",
-    binary: SchedulerBinary::Path("/bin/sleep"),
-    ops_name: None,
-    args: &["3600"],
-    checks: Checks::NONE,
-};
+const NEVER_ATTACHES: Scheduler = Scheduler::path("sleep-not-a-scheduler", "/bin/sleep").args(&["3600"]);
 
 #[ktstr_test(scheduler = MISSING_SCHED)]
 #[ignore = "guest half of missing_scheduler_binary_is_reported"]

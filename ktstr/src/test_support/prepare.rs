@@ -126,11 +126,12 @@ fn scheduler(
     Ok(Some(SchedulerImage { launch, host, guest }))
 }
 
-/// The test's `include_files` and the run's own, as files of the run's
-/// image segment, and their top-level guest paths for the plan.
+/// The scheduler's, the test's and the run's `include_files`, as files of
+/// the run's image segment, and their top-level guest paths for the plan.
 fn includes(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<(Vec<initramfs::ExtraFile>, Vec<String>), StepError> {
+    let sched = entry.scheduler.map_or(&[][..], |s| s.include_files);
     let paths: Vec<PathBuf> =
-        entry.include_files.iter().map(PathBuf::from).chain(opts.include_files.iter().cloned()).collect();
+        sched.iter().chain(entry.include_files).map(PathBuf::from).chain(opts.include_files.iter().cloned()).collect();
     initramfs::include_files(&paths).map_err(|e| ("include files", e))
 }
 

@@ -1,5 +1,8 @@
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
+use crate::cache::schedulers::{self, SchedSpec};
 use crate::check::Checks;
 
 /// A scheduler under test: a user-space binary that loads and attaches a
@@ -17,12 +20,18 @@ pub struct Scheduler {
     pub args: &'static [&'static str],
     /// Thresholds for tests under this scheduler, below each test's own.
     pub checks: Checks,
+    /// Host files copied into the guest at `/include/<name>` for every test
+    /// under this scheduler: its config (scx_layered's layer spec), which
+    /// `args` then name.
+    pub include_files: &'static [&'static str],
 }
 
 #[derive(Debug)]
 pub enum SchedulerBinary {
     /// Found by name: `$KTSTR_SCHEDULER_<NAME>` (upper case, `-` as `_`),
-    /// then beside the test binary's cargo target directory, then `$PATH`.
+    /// then beside the test binary's cargo target directory, then the
+    /// newest `cargo ktstr sched install` of it, then `$PATH`. As
+    /// `name@1.1.4`, only that installed version.
     Discover(&'static str),
     /// An explicit path on the host.
     Path(&'static str),
@@ -33,8 +42,10 @@ pub const SCX_KTSTR: Scheduler = Scheduler::discover("scx-ktstr").ops_name("ktst
 
 impl Scheduler {
     /// A scheduler binary found by name ([`SchedulerBinary::Discover`]:
-    /// `$KTSTR_SCHEDULER_<NAME>`, the cargo target directory, `$PATH`),
-    /// shown in reports under that name, with no fixed arguments or checks:
+    /// `$KTSTR_SCHEDULER_<NAME>`, the cargo target directory, ktstr's
+    /// scheduler cache, `$PATH`; `scx_lavd@1.1.4` pins an installed
+    /// version), shown in reports under that name, with no fixed
+    /// arguments or checks:
     ///
     /// ```
     /// # use ktstr::prelude::*;
@@ -47,6 +58,7 @@ impl Scheduler {
             ops_name: None,
             args: &[],
             checks: Checks::NONE,
+            include_files: &[],
         }
     }
 
@@ -58,7 +70,14 @@ impl Scheduler {
     /// const MY_SCHED: Scheduler = Scheduler::path("scx_mine", "/opt/scx/bin/scx_mine");
     /// ```
     pub const fn path(name: &'static str, path: &'static str) -> Scheduler {
-        Scheduler { name, binary: SchedulerBinary::Path(path), ops_name: None, args: &[], checks: Checks::NONE }
+        Scheduler {
+            name,
+            binary: SchedulerBinary::Path(path),
+            ops_name: None,
+            args: &[],
+            checks: Checks::NONE,
+            include_files: &[],
+        }
     }
 
     /// Require the kernel to report this `sched_ext_ops.name` once
@@ -88,6 +107,20 @@ impl Scheduler {
         self
     }
 
+    /// Config files for the scheduler, at `/include/<name>` in the guest
+    /// (relative paths start at the test's package directory):
+    ///
+    /// ```
+    /// # use ktstr::prelude::*;
+    /// const LAYERED: Scheduler = Scheduler::discover("scx_layered")
+    ///     .include_files(&["layered.json"])
+    ///     .args(&["f:/include/layered.json"]);
+    /// ```
+    pub const fn include_files(mut self, files: &'static [&'static str]) -> Scheduler {
+        self.include_files = files;
+        self
+    }
+
     /// Finds the scheduler binary on the host, or says where it looked.
     pub(crate) fn resolve_binary(&self) -> anyhow::Result<PathBuf> {
         match self.binary {
@@ -105,12 +138,26 @@ impl Scheduler {
     }
 }
 
-fn discover(name: &str) -> anyhow::Result<PathBuf> {
+/// `binary` is a name, or `name@version` for one installed version.
+fn discover(binary: &str) -> anyhow::Result<PathBuf> {
+    let spec = SchedSpec::parse(binary)?;
+    let name = spec.name.as_str();
     let var = format!("KTSTR_SCHEDULER_{}", name.to_uppercase().replace('-', "_"));
     if let Some(p) = std::env::var_os(&var) {
         let p = PathBuf::from(p);
         anyhow::ensure!(p.is_file(), "{var}={} is not a file", p.display());
         return Ok(p);
+    }
+    let cache = schedulers::root();
+    if spec.version.is_some() {
+        // A pinned version is only ever an install of ktstr's.
+        return schedulers::find_in(&cache, &spec).map(|i| i.path).with_context(|| {
+            format!(
+                "scheduler {spec} is not installed in {}: install it with `cargo ktstr sched install {spec}` \
+                 (`cargo ktstr sched list` shows what is)",
+                cache.display()
+            )
+        });
     }
     let mut tried = Vec::new();
     // target/<profile>/deps/<test binary> → target/<profile>/<name>
@@ -123,6 +170,9 @@ fn discover(name: &str) -> anyhow::Result<PathBuf> {
             tried.push(cand);
         }
     }
+    if let Some(i) = schedulers::find_in(&cache, &spec) {
+        return Ok(i.path);
+    }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             let cand = dir.join(name);
@@ -132,9 +182,11 @@ fn discover(name: &str) -> anyhow::Result<PathBuf> {
         }
     }
     anyhow::bail!(
-        "scheduler binary `{name}` not found (looked in ${var}, {}, and $PATH): build it with \
-         `cargo build -p {name}` or point ${var} at it",
-        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        "scheduler binary `{name}` not found (looked in ${var}, {}, ktstr's scheduler cache {}, and $PATH): \
+         install a released one with `cargo ktstr sched install {name}`, build it with `cargo build -p {name}`, \
+         or point ${var} at it",
+        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        cache.display()
     )
 }
 

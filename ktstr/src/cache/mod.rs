@@ -1,4 +1,5 @@
-//! Where ktstr keeps things between runs (kernels, initramfs images, locks).
+//! Where ktstr keeps things between runs (kernels, initramfs images, locks,
+//! schedulers installed from the crates registry).
 
 use std::path::PathBuf;
 
@@ -19,3 +20,5 @@ pub(crate) fn cache_root() -> PathBuf {
 pub(crate) fn cache_subdir(name: &str) -> PathBuf {
     cache_root().join(name)
 }
+
+pub mod schedulers;
