@@ -5,6 +5,7 @@
 
 pub mod doctor_cmd;
 pub mod kernel_cmd;
+pub mod matrix_cmd;
 pub mod replay_cmd;
 pub mod runs;
 pub mod sched_cmd;

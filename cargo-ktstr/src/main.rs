@@ -1,6 +1,6 @@
 //! `cargo ktstr`: runs ktstr tests and manages guest kernels.
 
-use cargo_ktstr::{doctor_cmd, kernel_cmd, replay_cmd, sched_cmd, shell_cmd, test_cmd};
+use cargo_ktstr::{doctor_cmd, kernel_cmd, matrix_cmd, replay_cmd, sched_cmd, shell_cmd, test_cmd};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -42,6 +42,23 @@ enum Cmd {
     Doctor(doctor_cmd::DoctorArgs),
     /// Download, list and inspect guest kernels.
     Kernel(kernel_cmd::KernelArgs),
+    /// Print the last scheduler × scenario matrix run as a table (--markdown FILE: also write it)
+    ///
+    /// Reads the stats sidecars the `scx-matrix` package's tests left in the
+    /// last run's directory: scx's release-check schedulers × the canned
+    /// scenario catalogue × two topologies. Each cell is pass; FAIL (the
+    /// scheduler's fault), config (it refused its arguments or config before
+    /// attaching) or harness (boot, QEMU, the channel: not counted against
+    /// the scheduler), each with a numbered note holding the report's first
+    /// detail line; or skip, with why (not installed, not run).
+    ///
+    /// Examples:
+    ///   cargo ktstr sched install scx_rusty scx_lavd scx_bpfland scx_layered scx_rustland scx_rlfifo \
+    ///       scx_p2dq scx_cosmos scx_flash scx_beerland scx_tickless
+    ///   cargo ktstr test -- --run-ignored ignored-only -E 'package(scx-matrix)'
+    ///   cargo ktstr matrix --markdown docs/scx-matrix.md
+    #[command(verbatim_doc_comment)]
+    Matrix(matrix_cmd::MatrixArgs),
     /// Run the tests that failed in the last `cargo ktstr test` again (--list: only list them)
     ///
     /// Reads the record `cargo ktstr test` leaves in the run directory:
@@ -118,6 +135,7 @@ fn main() {
     let res = match cli.cmd {
         Cmd::Doctor(args) => doctor_cmd::run(args),
         Cmd::Kernel(args) => kernel_cmd::run(args),
+        Cmd::Matrix(args) => matrix_cmd::run(args),
         Cmd::Replay(args) => replay_cmd::run(args),
         Cmd::Sched(args) => sched_cmd::run(args),
         Cmd::Setup(args) => ktstr_setup::run(args),

@@ -139,7 +139,7 @@ impl Parse for TestAttrs {
                 return Err(syn::Error::new_spanned(&nv.path, format!("`{key}` is given twice")));
             }
             seen.push(key.clone());
-            let v = &nv.value;
+            let v = ungroup(&nv.value);
             if ["numa_nodes", "llcs", "cores", "threads"].contains(&key.as_str()) {
                 a.topo_span = Some(syn::spanned::Spanned::span(&nv));
             }
@@ -218,6 +218,15 @@ impl Parse for TestAttrs {
 
 /// A threshold's value as the expansion writes it (integers unsuffixed, so
 /// they take the type of `Checks`' field).
+/// A value passed through a `macro_rules!` fragment (`$n:literal`) comes
+/// wrapped in an invisible group: look through it.
+fn ungroup(v: &Expr) -> &Expr {
+    match v {
+        Expr::Group(g) => ungroup(&g.expr),
+        other => other,
+    }
+}
+
 fn threshold(v: &Expr, key: &str, kind: Value) -> syn::Result<proc_macro2::TokenStream> {
     let span = syn::spanned::Spanned::span(v);
     Ok(match kind {

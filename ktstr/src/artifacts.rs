@@ -18,6 +18,9 @@ use crate::outcome::RunOutcome;
 use crate::vm::qmp::VcpuRegisters;
 use crate::wire::records::{self, StatsSidecar};
 
+/// Lines of the scheduler's output the sidecar keeps.
+const SCHED_LOG_TAIL: usize = 30;
+
 /// Overrides `<target>/ktstr` as the root of the run directories.
 pub const OUTPUT_DIR_ENV: &str = "KTSTR_OUTPUT_DIR";
 
@@ -87,6 +90,8 @@ impl Artifacts {
             stats: o.result.as_ref().and_then(|r| r.stats.clone()),
             monitor: o.monitor.clone(),
             monitor_failures: verdict.monitor.failures.clone(),
+            vm_ms: Some(o.vm.wall.as_millis() as u64),
+            scheduler_log_tail: o.sched_log.iter().rev().take(SCHED_LOG_TAIL).rev().cloned().collect(),
         };
         write_atomic(&self.stats_path(), &serde_json::to_vec_pretty(&doc)?)
     }

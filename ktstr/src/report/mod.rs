@@ -4,6 +4,7 @@
 //! `--- scheduler log ---`, `--- monitor ---`, `--- sched_ext dump ---`,
 //! each only when it has something to say.
 
+pub mod matrix;
 mod monitor;
 mod stats;
 mod timeline;

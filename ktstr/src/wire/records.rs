@@ -61,6 +61,13 @@ pub struct StatsSidecar {
     pub monitor: Option<MonitorReport>,
     #[serde(default)]
     pub monitor_failures: Vec<String>,
+    /// The VM's wall time, QEMU start to exit (ms).
+    #[serde(default)]
+    pub vm_ms: Option<u64>,
+    /// The last lines the scheduler printed (its stderr and stdout), so a
+    /// tool can tell a scheduler's complaint about its config from a bug.
+    #[serde(default)]
+    pub scheduler_log_tail: Vec<String>,
 }
 
 impl StatsSidecar {

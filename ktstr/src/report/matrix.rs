@@ -1,0 +1,234 @@
+//! The scheduler × scenario matrix: scx's release check (its 11 schedulers)
+//! against the canned scenario catalogue on two topologies, read back from
+//! the stats sidecars the matrix's tests leave, as a table whose every cell
+//! says pass, fail with the first line that explains it (and whose fault:
+//! the scheduler's, its configuration's, or the harness's), or why it was
+//! skipped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::cache::schedulers::{self, SchedSpec};
+use crate::wire::records::{StatsSidecar, STATS_SUFFIX};
+use crate::wire::topology::Topology;
+
+/// The schedulers of scx's own release check (scx 1.1.1's smoke test).
+pub const SCHEDULERS: &[&str] = &[
+    "scx_rusty",
+    "scx_lavd",
+    "scx_bpfland",
+    "scx_layered",
+    "scx_rustland",
+    "scx_rlfifo",
+    "scx_p2dq",
+    "scx_cosmos",
+    "scx_flash",
+    "scx_beerland",
+    "scx_tickless",
+];
+
+/// The matrix's topologies, small enough for a 2-core host under TCG:
+/// SMT siblings and two LLCs; two NUMA nodes.
+pub const TOPOLOGIES: &[(&str, Topology)] = &[("smt", Topology::new(1, 2, 1, 2)), ("numa", Topology::new(2, 2, 1, 1))];
+
+/// A matrix test's name: `matrix__<scheduler>__<scenario>__<topology>`.
+pub fn test_name(scheduler: &str, scenario: &str, topology: &str) -> String {
+    format!("matrix__{scheduler}__{scenario}__{topology}")
+}
+
+/// (scheduler, scenario, topology) of a matrix test's name.
+pub fn parse_test_name(name: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = name.strip_prefix("matrix__")?.split("__");
+    let cell = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next().is_none().then_some(cell)
+}
+
+/// Whose fault a failure is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The scheduler misbehaved: it crashed, stalled or starved a task,
+    /// or a check gate failed under it.
+    Scheduler,
+    /// The scheduler refused its arguments or configuration before it
+    /// attached: a config need, not a bug.
+    Config,
+    /// The harness or host failed (boot, QEMU, the channel): not counted
+    /// against the scheduler.
+    Harness,
+}
+
+/// One cell of the table.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Pass { vm_ms: Option<u64> },
+    Fail { fault: Fault, detail: String, vm_ms: Option<u64> },
+    Skipped(String),
+}
+
+/// Reads a failed sidecar: whose fault, and the line that says why.
+pub fn classify(s: &StatsSidecar) -> Cell {
+    if s.passed {
+        return Cell::Pass { vm_ms: s.vm_ms };
+    }
+    let first = s.reasons.first().cloned().unwrap_or_else(|| format!("failed at stage `{}`", s.stage));
+    let harness = ["wall-clock limit", "guest boot stalled", "guest channel damaged", "QEMU"];
+    let fault = if s.bug_summary.is_some() {
+        Fault::Scheduler
+    } else if s.stage == "scheduler did not attach" && config_complaint(&s.scheduler_log_tail).is_some() {
+        Fault::Config
+    } else if s.stage == "scheduler did not attach" || s.stats.is_some() {
+        Fault::Scheduler
+    } else if harness.iter().any(|h| first.contains(h)) || first.starts_with("guest kernel panicked") {
+        Fault::Harness
+    } else {
+        Fault::Scheduler
+    };
+    let detail = match (fault, config_complaint(&s.scheduler_log_tail)) {
+        (Fault::Config, Some(line)) => format!("{first}: {line}"),
+        _ => first,
+    };
+    Cell::Fail { fault, detail, vm_ms: s.vm_ms }
+}
+
+/// The scheduler's own words about its arguments or config, if it said
+/// any: clap's usage errors, a missing or malformed config file.
+fn config_complaint(log: &[String]) -> Option<String> {
+    let needles = ["error: ", "Usage:", "invalid value", "required", "config", "spec"];
+    log.iter().map(|l| l.trim()).find(|l| needles.iter().any(|n| l.contains(n))).map(str::to_string)
+}
+
+/// The matrix as run: cells by (scheduler, scenario, topology).
+#[derive(Debug, Default)]
+pub struct Matrix {
+    pub cells: BTreeMap<(String, String, String), Cell>,
+    /// Kernel releases the sidecars name.
+    pub kernels: Vec<String>,
+}
+
+impl Matrix {
+    /// Every matrix sidecar in `dir` (the newest per test); then, for
+    /// each scheduler × scenario × topology of the grid with none, why:
+    /// the scheduler is not installed, or the test did not run.
+    pub fn read(dir: &Path, scenarios: &[&str]) -> Matrix {
+        let mut m = Matrix::default();
+        let mut newest: BTreeMap<String, (std::time::SystemTime, StatsSidecar)> = BTreeMap::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with("matrix__") || !name.ends_with(STATS_SUFFIX) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+            let Ok(s) = serde_json::from_str::<StatsSidecar>(&text) else { continue };
+            let at = e.metadata().and_then(|md| md.modified()).unwrap_or(std::time::UNIX_EPOCH);
+            if newest.get(&s.test).is_none_or(|(t, _)| *t < at) {
+                newest.insert(s.test.clone(), (at, s));
+            }
+        }
+        for (_, s) in newest.into_values() {
+            let Some((sched, scen, topo)) = parse_test_name(&s.test) else { continue };
+            if !m.kernels.contains(&s.kernel) {
+                m.kernels.push(s.kernel.clone());
+            }
+            m.cells.insert((sched.into(), scen.into(), topo.into()), classify(&s));
+        }
+        let cache = schedulers::root();
+        for sched in SCHEDULERS {
+            let installed = SchedSpec::parse(sched).ok().and_then(|s| schedulers::find_in(&cache, &s)).is_some();
+            for scen in scenarios {
+                for (topo, _) in TOPOLOGIES {
+                    let why = if installed {
+                        "no record: the test did not run".to_string()
+                    } else {
+                        format!("not installed (cargo ktstr sched install {sched})")
+                    };
+                    m.cells.entry((sched.to_string(), scen.to_string(), topo.to_string())).or_insert(Cell::Skipped(why));
+                }
+            }
+        }
+        m
+    }
+
+    fn count(&self, f: impl Fn(&Cell) -> bool) -> usize {
+        self.cells.values().filter(|c| f(c)).count()
+    }
+
+    /// The table as markdown: per topology, schedulers by scenario, each
+    /// failure and skip numbered and explained below its table.
+    pub fn markdown(&self, scenarios: &[&str]) -> String {
+        let mut out = String::new();
+        let pass = self.count(|c| matches!(c, Cell::Pass { .. }));
+        let fail = |f: Fault| self.count(|c| matches!(c, Cell::Fail { fault, .. } if *fault == f));
+        let skip = self.count(|c| matches!(c, Cell::Skipped(_)));
+        let _ = writeln!(
+            out,
+            "{} cells: {pass} pass, {} scheduler failures, {} config, {} harness, {skip} skipped\n",
+            self.cells.len(),
+            fail(Fault::Scheduler),
+            fail(Fault::Config),
+            fail(Fault::Harness)
+        );
+        let mut notes = Vec::new();
+        for (topo, t) in TOPOLOGIES {
+            let _ = writeln!(out, "### {topo} (`{t}`, {} CPUs)\n", t.cpus());
+            let _ = writeln!(out, "| scheduler | {} |", scenarios.join(" | "));
+            let _ = writeln!(out, "| --- |{}", " --- |".repeat(scenarios.len()));
+            for sched in self.schedulers() {
+                let mut row = format!("| {sched} |");
+                for scen in scenarios {
+                    let key = (sched.clone(), scen.to_string(), topo.to_string());
+                    let text = match self.cells.get(&key) {
+                        Some(Cell::Pass { .. }) => "pass".to_string(),
+                        Some(Cell::Fail { fault, detail, .. }) => {
+                            notes.push(format!("{sched} × {scen} on {topo}: {detail}"));
+                            let word = match fault {
+                                Fault::Scheduler => "FAIL",
+                                Fault::Config => "config",
+                                Fault::Harness => "harness",
+                            };
+                            format!("**{word}** [{}]", notes.len())
+                        }
+                        Some(Cell::Skipped(why)) => {
+                            notes.push(format!("{sched} × {scen} on {topo}: skipped: {why}"));
+                            format!("skip [{}]", notes.len())
+                        }
+                        None => "-".to_string(),
+                    };
+                    let _ = write!(row, " {text} |");
+                }
+                let _ = writeln!(out, "{row}");
+            }
+            out.push('\n');
+        }
+        if !notes.is_empty() {
+            out.push_str("Notes:\n\n");
+            for (i, n) in notes.iter().enumerate() {
+                let _ = writeln!(out, "{}. {n}", i + 1);
+            }
+        }
+        out
+    }
+
+    fn schedulers(&self) -> Vec<String> {
+        let mut s: Vec<String> = SCHEDULERS.iter().map(|s| s.to_string()).collect();
+        for (sched, _, _) in self.cells.keys() {
+            if !s.contains(sched) {
+                s.push(sched.clone());
+            }
+        }
+        s
+    }
+
+    /// Total VM time of the cells that ran, and how many ran.
+    pub fn vm_time(&self) -> (u64, usize) {
+        let ms: Vec<u64> = self
+            .cells
+            .values()
+            .filter_map(|c| match c {
+                Cell::Pass { vm_ms } | Cell::Fail { vm_ms, .. } => *vm_ms,
+                Cell::Skipped(_) => None,
+            })
+            .collect();
+        (ms.iter().sum(), ms.len())
+    }
+}
