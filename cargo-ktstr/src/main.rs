@@ -53,8 +53,7 @@ enum Cmd {
     /// detail line; or skip, with why (not installed, not run).
     ///
     /// Examples:
-    ///   cargo ktstr sched install scx_rusty scx_lavd scx_bpfland scx_layered scx_rustland scx_rlfifo \
-    ///       scx_p2dq scx_cosmos scx_flash scx_beerland scx_tickless
+    ///   cargo ktstr sched install --matrix
     ///   cargo ktstr test -- --run-ignored ignored-only -E 'package(scx-matrix)'
     ///   cargo ktstr matrix --markdown docs/scx-matrix.md
     #[command(verbatim_doc_comment)]

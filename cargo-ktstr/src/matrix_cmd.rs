@@ -29,8 +29,8 @@ pub fn run(args: MatrixArgs) -> Result<()> {
         Some(d) => d,
         None => {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let root =
-                runs::output_root(&cargo).context("cannot find the cargo target directory (`cargo metadata` failed)")?;
+            let root = runs::output_root(&cargo)
+                .context("cannot find the cargo target directory (`cargo metadata` failed)")?;
             runs::last(&root)?.dir
         }
     };

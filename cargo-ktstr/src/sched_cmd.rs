@@ -32,11 +32,15 @@ enum SchedCmd {
     /// Examples:
     ///   cargo ktstr sched install scx_lavd
     ///   cargo ktstr sched install scx_bpfland@1.1.4 scx_cosmos
+    ///   cargo ktstr sched install --matrix            the 11 schedulers of the scx-matrix
     #[command(verbatim_doc_comment)]
     Install {
         /// `name` or `name@version`.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "matrix")]
         specs: Vec<String>,
+        /// Also every scheduler of scx's release check, which `scx-matrix` runs.
+        #[arg(long)]
+        matrix: bool,
         /// Build again even if that version is installed.
         #[arg(long)]
         force: bool,
@@ -47,7 +51,10 @@ enum SchedCmd {
 
 pub fn run(args: SchedArgs) -> Result<()> {
     match args.cmd {
-        SchedCmd::Install { specs, force } => {
+        SchedCmd::Install { mut specs, matrix, force } => {
+            if matrix {
+                specs.extend(ktstr::report::matrix::SCHEDULERS.iter().map(|s| s.to_string()));
+            }
             let specs: Vec<SchedSpec> = specs.iter().map(|s| SchedSpec::parse(s)).collect::<Result<_>>()?;
             let root = schedulers::root();
             for spec in &specs {

@@ -3,7 +3,7 @@
 //! scenario and topology. Run it, then print its table:
 //!
 //! ```sh
-//! cargo ktstr sched install scx_rusty scx_lavd ...   # once: the builds are cached
+//! cargo ktstr sched install --matrix    # once: the builds are cached
 //! cargo ktstr test -- --run-ignored ignored-only -E 'package(scx-matrix)'
 //! cargo ktstr matrix --markdown docs/scx-matrix.md
 //! ```

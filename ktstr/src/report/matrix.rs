@@ -98,12 +98,26 @@ fn config_complaint(log: &[String]) -> Option<String> {
     log.iter().map(|l| l.trim()).find(|l| needles.iter().any(|n| l.contains(n))).map(str::to_string)
 }
 
+/// The number of `text` among `notes`, added if new.
+fn note(notes: &mut Vec<String>, text: String) -> usize {
+    match notes.iter().position(|n| *n == text) {
+        Some(i) => i + 1,
+        None => {
+            notes.push(text);
+            notes.len()
+        }
+    }
+}
+
 /// The matrix as run: cells by (scheduler, scenario, topology).
 #[derive(Debug, Default)]
 pub struct Matrix {
     pub cells: BTreeMap<(String, String, String), Cell>,
     /// Kernel releases the sidecars name.
     pub kernels: Vec<String>,
+    /// The installed version of each scheduler (the newest, which
+    /// `Scheduler::discover` runs).
+    pub versions: BTreeMap<String, String>,
 }
 
 impl Matrix {
@@ -111,6 +125,11 @@ impl Matrix {
     /// each scheduler × scenario × topology of the grid with none, why:
     /// the scheduler is not installed, or the test did not run.
     pub fn read(dir: &Path, scenarios: &[&str]) -> Matrix {
+        Matrix::read_with(dir, scenarios, &schedulers::root())
+    }
+
+    /// [`Matrix::read`], with the scheduler cache at `cache`.
+    pub fn read_with(dir: &Path, scenarios: &[&str], cache: &Path) -> Matrix {
         let mut m = Matrix::default();
         let mut newest: BTreeMap<String, (std::time::SystemTime, StatsSidecar)> = BTreeMap::new();
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -132,9 +151,12 @@ impl Matrix {
             }
             m.cells.insert((sched.into(), scen.into(), topo.into()), classify(&s));
         }
-        let cache = schedulers::root();
         for sched in SCHEDULERS {
-            let installed = SchedSpec::parse(sched).ok().and_then(|s| schedulers::find_in(&cache, &s)).is_some();
+            let found = SchedSpec::parse(sched).ok().and_then(|s| schedulers::find_in(cache, &s));
+            if let Some(i) = &found {
+                m.versions.insert(sched.to_string(), i.version.to_string());
+            }
+            let installed = found.is_some();
             for scen in scenarios {
                 for (topo, _) in TOPOLOGIES {
                     let why = if installed {
@@ -142,7 +164,9 @@ impl Matrix {
                     } else {
                         format!("not installed (cargo ktstr sched install {sched})")
                     };
-                    m.cells.entry((sched.to_string(), scen.to_string(), topo.to_string())).or_insert(Cell::Skipped(why));
+                    m.cells
+                        .entry((sched.to_string(), scen.to_string(), topo.to_string()))
+                        .or_insert(Cell::Skipped(why));
                 }
             }
         }
@@ -174,24 +198,26 @@ impl Matrix {
             let _ = writeln!(out, "| scheduler | {} |", scenarios.join(" | "));
             let _ = writeln!(out, "| --- |{}", " --- |".repeat(scenarios.len()));
             for sched in self.schedulers() {
-                let mut row = format!("| {sched} |");
+                let mut row = match self.versions.get(&sched) {
+                    Some(v) => format!("| {sched} {v} |"),
+                    None => format!("| {sched} |"),
+                };
                 for scen in scenarios {
                     let key = (sched.clone(), scen.to_string(), topo.to_string());
                     let text = match self.cells.get(&key) {
                         Some(Cell::Pass { .. }) => "pass".to_string(),
                         Some(Cell::Fail { fault, detail, .. }) => {
-                            notes.push(format!("{sched} × {scen} on {topo}: {detail}"));
+                            let n = note(&mut notes, format!("{sched} × {scen} on {topo}: {detail}"));
                             let word = match fault {
                                 Fault::Scheduler => "FAIL",
                                 Fault::Config => "config",
                                 Fault::Harness => "harness",
                             };
-                            format!("**{word}** [{}]", notes.len())
+                            format!("**{word}** [{n}]")
                         }
-                        Some(Cell::Skipped(why)) => {
-                            notes.push(format!("{sched} × {scen} on {topo}: skipped: {why}"));
-                            format!("skip [{}]", notes.len())
-                        }
+                        // One note per scheduler and reason: a missing
+                        // scheduler skips its whole row.
+                        Some(Cell::Skipped(why)) => format!("skip [{}]", note(&mut notes, format!("{sched}: {why}"))),
                         None => "-".to_string(),
                     };
                     let _ = write!(row, " {text} |");
@@ -230,5 +256,83 @@ impl Matrix {
             })
             .collect();
         (ms.iter().sum(), ms.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/matrix")
+    }
+
+    fn sidecar(prefix: &str) -> StatsSidecar {
+        let dir = fixtures();
+        let e = std::fs::read_dir(&dir).unwrap().flatten().find(|e| e.file_name().to_string_lossy().starts_with(prefix));
+        serde_json::from_str(&std::fs::read_to_string(e.expect(prefix).path()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn names_round_trip() {
+        let n = test_name("scx_lavd", "rt_hog", "smt");
+        assert_eq!(n, "matrix__scx_lavd__rt_hog__smt");
+        assert_eq!(parse_test_name(&n), Some(("scx_lavd", "rt_hog", "smt")));
+        assert_eq!(parse_test_name("matrix__a__b"), None);
+        assert_eq!(parse_test_name("steady"), None);
+    }
+
+    /// Real sidecars of the matrix's run on this machine: scx_beerland
+    /// passing `steady`, scx_bpfland stalling a task under CPU hotplug
+    /// (the kernel's watchdog ended it: the scheduler's fault).
+    #[test]
+    fn real_sidecars_are_classified() {
+        assert!(matches!(classify(&sidecar("matrix__scx_beerland__steady__smt")), Cell::Pass { vm_ms: Some(_) }));
+        match classify(&sidecar("matrix__scx_bpfland__cpu_hotplug__smt")) {
+            Cell::Fail { fault, detail, .. } => {
+                assert_eq!(fault, Fault::Scheduler);
+                assert_eq!(detail, "scheduler process died unexpectedly during workload (8.1s into test)");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A scheduler that refused its config before attaching: its own words
+    /// make it a config need, not a bug; a boot that stalled is the harness's.
+    #[test]
+    fn config_and_harness_faults_are_told_apart() {
+        let config = StatsSidecar {
+            stage: "scheduler did not attach".into(),
+            reasons: vec!["scheduler scx_layered exited before attaching (exit status: 1)".into()],
+            scheduler_log_tail: vec!["Error: no layer spec given: pass one or more specs or f:FILE".into()],
+            ..Default::default()
+        };
+        match classify(&config) {
+            Cell::Fail { fault: Fault::Config, detail, .. } => assert!(detail.ends_with("no layer spec given: pass one or more specs or f:FILE"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        let boot = StatsSidecar {
+            stage: "no word from init".into(),
+            reasons: vec!["guest boot stalled: init sent nothing within 20.0s (stage reached: booting); QEMU was killed".into()],
+            ..Default::default()
+        };
+        assert!(matches!(classify(&boot), Cell::Fail { fault: Fault::Harness, .. }));
+    }
+
+    /// The table from the two real sidecars: their cells, a numbered note
+    /// with the failure's first line, and every other cell skipped with why
+    /// (the scheduler cache here is empty: not installed).
+    #[test]
+    fn the_table_reads_a_run_directory() {
+        let cache = std::env::temp_dir().join(format!("ktstr-matrix-empty-cache-{}", std::process::id()));
+        let m = Matrix::read_with(&fixtures(), &["steady", "cpu_hotplug"], &cache);
+        let md = m.markdown(&["steady", "cpu_hotplug"]);
+        assert!(md.starts_with("44 cells: 1 pass, 1 scheduler failures, 0 config, 0 harness, 42 skipped"), "{md}");
+        assert!(md.contains("| scx_beerland | pass | skip ["), "{md}");
+        assert!(md.contains("| scx_bpfland | skip [") && md.contains("**FAIL** ["), "{md}");
+        assert!(md.contains("scx_bpfland × cpu_hotplug on smt: scheduler process died unexpectedly during workload"), "{md}");
+        assert!(md.contains("scx_rusty: not installed (cargo ktstr sched install scx_rusty)"), "{md}");
+        assert_eq!(m.kernels, ["7.3.4+deb13-cloud-amd64"]);
+        assert_eq!(m.vm_time().1, 2);
     }
 }

@@ -9,6 +9,7 @@
 mod entry;
 pub mod gauntlet;
 mod map_write;
+mod options;
 mod prepare;
 mod run;
 mod scheduler;

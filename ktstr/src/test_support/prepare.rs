@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::entry::KtstrTestEntry;
-use super::run::{monitored, RunOptions};
+use super::options::RunOptions;
 use crate::kernel::{self, KernelImage, SchedExtSupport};
 use crate::probe::ProbePlan;
 use crate::report;
@@ -77,7 +77,7 @@ pub(super) fn prepare(
         hang_dump_after_s: if entry.scheduler.is_some() && !interactive { 2 * entry.duration_s + 5 } else { 0 },
         map_writes: entry.bpf_map_writes.iter().map(|w| w.to_plan()).collect(),
         // A shell has no workload to watch.
-        monitor: !interactive && monitored(opts, probes.is_some()),
+        monitor: !interactive && opts.monitored(probes.is_some()),
         probes,
         shell,
         include,

@@ -17,27 +17,7 @@ use crate::report::{self, ReportHeader};
 use crate::repro;
 use crate::vm::{self, Accel, VmSpec};
 
-/// Per-run overrides of what the entry says (error-path tests, tooling).
-#[derive(Clone, Debug, Default)]
-pub struct RunOptions {
-    /// Kernel spec as `--kernel` takes it; default `KTSTR_KERNEL`, then
-    /// the newest cached kernel.
-    pub kernel: Option<String>,
-    /// Replaces the entry's `extra_sched_args`.
-    pub extra_sched_args: Option<Vec<String>>,
-    /// Replaces the derived boot deadline (time for init to say hello).
-    pub boot_deadline: Option<Duration>,
-    /// Overrides the entry's `auto_repro`.
-    pub auto_repro: Option<bool>,
-    /// Makes the repro VM's trigger fail to attach (the no-trigger path).
-    pub break_repro_trigger: bool,
-    /// Whether the host-side monitor watches the run (default: yes; never
-    /// in auto-repro's second VM).
-    pub monitor: Option<bool>,
-    /// Host files or directories copied into the guest under `/include`,
-    /// beside the entry's own `include_files` (`ktstr shell --include`).
-    pub include_files: Vec<PathBuf>,
-}
+pub use super::options::RunOptions;
 
 /// Where a failed run stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,7 +232,7 @@ fn run_on(
     let kernel = kernel.map_err(|e| setup_fail("kernel lookup", e.into()))?;
     let spec = prepare(entry, opts, &kernel, Purpose::Test).map_err(|(stage, e)| setup_fail(stage, e))?;
     // The monitor reads struct layouts from the BTF of the image booted.
-    let mut monitor = monitored(opts, false).then(|| Monitor::new(&spec.kernel, entry.topology.cpus()));
+    let mut monitor = opts.monitored(false).then(|| Monitor::new(&spec.kernel, entry.topology.cpus()));
     let vm_out = match monitor.as_mut() {
         Some(m) => run_vm(&spec, m),
         None => run_vm(&spec, &mut vm::NoObserver),
@@ -366,12 +346,6 @@ fn run_vm(spec: &VmSpec, observer: &mut dyn vm::VmObserver) -> anyhow::Result<vm
         let k = crate::crash::kernel_crash(&out.console)?;
         k.stale_int3().map(|s| format!("the guest kernel hit QEMU TCG's stale-code fault: {s}"))
     })
-}
-
-/// Whether the monitor watches: by default yes, but not the repro VM
-/// (its probes are the observation there).
-pub(super) fn monitored(opts: &RunOptions, repro: bool) -> bool {
-    !repro && opts.monitor.unwrap_or(true)
 }
 
 fn header(entry: &KtstrTestEntry) -> ReportHeader<'static> {

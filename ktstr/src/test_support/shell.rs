@@ -18,8 +18,8 @@ use std::io::Write;
 use std::path::Path;
 
 use super::entry::{find_test, KtstrTestEntry};
+use super::options::RunOptions;
 use super::prepare::{prepare, Purpose};
-use super::run::RunOptions;
 use crate::channel::GuestMessage;
 use crate::kernel;
 use crate::vm::{self, VmExit, VmObserver};
