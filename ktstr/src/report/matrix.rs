@@ -86,9 +86,22 @@ pub fn classify(s: &StatsSidecar) -> Cell {
     };
     let detail = match (fault, config_complaint(&s.scheduler_log_tail)) {
         (Fault::Config, Some(line)) => format!("{first}: {line}"),
-        _ => first,
+        _ => explanation(s).unwrap_or(first),
     };
     Cell::Fail { fault, detail, vm_ms: s.vm_ms }
+}
+
+/// The line that says why, when the first does not: "the scheduler died"
+/// is often ktstr's watchdog ending it (SIGUSR2) or the kernel's own; the
+/// stuck task, or the kernel's exit reason, is the cause.
+fn explanation(s: &StatsSidecar) -> Option<String> {
+    let stuck = s.reasons.iter().find(|r| r.contains("watchdog") || r.contains(" stuck ") || r.contains("starved"));
+    match (&s.bug_summary, stuck) {
+        (Some(bug), Some(line)) => Some(format!("{bug}; {line}")),
+        (Some(bug), None) => Some(bug.clone()),
+        (None, Some(line)) => Some(line.clone()),
+        (None, None) => None,
+    }
 }
 
 /// The scheduler's own words about its arguments or config, if it said
@@ -291,7 +304,11 @@ mod tests {
         match classify(&sidecar("matrix__scx_bpfland__cpu_hotplug__smt")) {
             Cell::Fail { fault, detail, .. } => {
                 assert_eq!(fault, Fault::Scheduler);
-                assert_eq!(detail, "scheduler process died unexpectedly during workload (8.1s into test)");
+                assert_eq!(
+                    detail,
+                    "runnable task stall (ktstr-worker[139] failed to run for 6.528s); \
+                     tid 139 stuck 6545ms on cpu0 at +1105ms (threshold 2000ms)"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -330,7 +347,7 @@ mod tests {
         assert!(md.starts_with("44 cells: 1 pass, 1 scheduler failures, 0 config, 0 harness, 42 skipped"), "{md}");
         assert!(md.contains("| scx_beerland | pass | skip ["), "{md}");
         assert!(md.contains("| scx_bpfland | skip [") && md.contains("**FAIL** ["), "{md}");
-        assert!(md.contains("scx_bpfland × cpu_hotplug on smt: scheduler process died unexpectedly during workload"), "{md}");
+        assert!(md.contains("scx_bpfland × cpu_hotplug on smt: runnable task stall (ktstr-worker[139]"), "{md}");
         assert!(md.contains("scx_rusty: not installed (cargo ktstr sched install scx_rusty)"), "{md}");
         assert_eq!(m.kernels, ["7.3.4+deb13-cloud-amd64"]);
         assert_eq!(m.vm_time().1, 2);
