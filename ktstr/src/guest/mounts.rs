@@ -21,8 +21,10 @@ pub(crate) fn mount_all() -> Vec<String> {
     let mut errors = Vec::new();
     for &(src, target, fstype) in MOUNTS {
         let _ = std::fs::create_dir_all(target);
-        if let Err(e) = mount(Some(src), target, Some(fstype), MsFlags::empty(), None::<&str>) {
-            errors.push(format!("mount {fstype} on {target}: {e}"));
+        match mount(Some(src), target, Some(fstype), MsFlags::empty(), None::<&str>) {
+            // Mounted already: a snapshot's agent may leave some mounted.
+            Ok(()) | Err(nix::errno::Errno::EBUSY) => {}
+            Err(e) => errors.push(format!("mount {fstype} on {target}: {e}")),
         }
     }
     // Let child cgroups use every controller the kernel offers.

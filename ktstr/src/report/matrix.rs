@@ -282,7 +282,8 @@ mod tests {
 
     fn sidecar(prefix: &str) -> StatsSidecar {
         let dir = fixtures();
-        let e = std::fs::read_dir(&dir).unwrap().flatten().find(|e| e.file_name().to_string_lossy().starts_with(prefix));
+        let e =
+            std::fs::read_dir(&dir).unwrap().flatten().find(|e| e.file_name().to_string_lossy().starts_with(prefix));
         serde_json::from_str(&std::fs::read_to_string(e.expect(prefix).path()).unwrap()).unwrap()
     }
 
@@ -325,12 +326,16 @@ mod tests {
             ..Default::default()
         };
         match classify(&config) {
-            Cell::Fail { fault: Fault::Config, detail, .. } => assert!(detail.ends_with("no layer spec given: pass one or more specs or f:FILE"), "{detail}"),
+            Cell::Fail { fault: Fault::Config, detail, .. } => {
+                assert!(detail.ends_with("no layer spec given: pass one or more specs or f:FILE"), "{detail}")
+            }
             other => panic!("{other:?}"),
         }
         let boot = StatsSidecar {
             stage: "no word from init".into(),
-            reasons: vec!["guest boot stalled: init sent nothing within 20.0s (stage reached: booting); QEMU was killed".into()],
+            reasons: vec![
+                "guest boot stalled: init sent nothing within 20.0s (stage reached: booting); QEMU was killed".into(),
+            ],
             ..Default::default()
         };
         assert!(matches!(classify(&boot), Cell::Fail { fault: Fault::Harness, .. }));

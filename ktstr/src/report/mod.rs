@@ -104,6 +104,9 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, verdict: &Verdict, verbose:
             let _ = writeln!(s, "scheduler: {status}");
         }
         let _ = writeln!(s, "vm: {} after {:.1}s", o.vm.exit, o.vm.wall.as_secs_f64());
+        if !o.vm.start.is_empty() {
+            let _ = writeln!(s, "vm start: {}", o.vm.start);
+        }
         match &o.vm.vcpu_registers {
             Some(Ok(cpus)) => {
                 let _ = writeln!(s, "vcpus at the limit (QMP):");

@@ -164,6 +164,11 @@ fn vm_spec(
         boot_deadline: Some(opts.boot_deadline.unwrap_or(boot)),
         run_dir,
         interactive,
+        snapshot: match opts.snapshot.unwrap_or_else(vm::snapshots_wanted) {
+            // The base image and the run's segment.
+            true => vm::SnapshotUse::On { archives: 2 },
+            false => vm::SnapshotUse::Off("snapshots are off (KTSTR_SNAPSHOT=1 turns them on)".into()),
+        },
     })
 }
 

@@ -25,6 +25,8 @@ const SHM: &str = "/dev/shm";
 pub(crate) struct RamFiles {
     pub paths: Vec<PathBuf>,
     pub sizes: Vec<u64>,
+    /// Kept when dropped (a snapshot's own RAM).
+    pub keep: bool,
 }
 
 impl RamFiles {
@@ -44,7 +46,7 @@ impl RamFiles {
         }
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let stem = format!("{PREFIX}{}-{nanos:x}", std::process::id());
-        let mut files = RamFiles { paths: Vec::new(), sizes: Vec::new() };
+        let mut files = RamFiles { paths: Vec::new(), sizes: Vec::new(), keep: false };
         for (node, size) in sizes.into_iter().enumerate() {
             let path = Path::new(SHM).join(format!("{stem}-node{node}"));
             std::fs::File::create(&path)
@@ -52,6 +54,37 @@ impl RamFiles {
                 .map_err(|e| format!("creating {}: {e}", path.display()))?;
             files.paths.push(path);
             files.sizes.push(size);
+        }
+        Ok(files)
+    }
+
+    /// Sparse backing files of `node_mb` MiB at `paths`, kept when dropped
+    /// (a snapshot's RAM, in its directory).
+    pub fn at(paths: &[PathBuf], node_mb: &[u32]) -> Result<RamFiles, String> {
+        let mut files = RamFiles { paths: Vec::new(), sizes: Vec::new(), keep: true };
+        for (path, mb) in paths.iter().zip(node_mb) {
+            let size = u64::from(*mb) << 20;
+            std::fs::File::create(path)
+                .and_then(|f| f.set_len(size))
+                .map_err(|e| format!("creating {}: {e}", path.display()))?;
+            files.paths.push(path.clone());
+            files.sizes.push(size);
+        }
+        Ok(files)
+    }
+
+    /// New backing files holding a copy of `sources` (a snapshot's RAM,
+    /// one file per node), copied sparsely: only the pages the guest ever
+    /// touched are read and written, the holes stay holes.
+    pub fn copy_of(sources: &[PathBuf]) -> Result<RamFiles, String> {
+        let sizes: Result<Vec<u64>, String> = sources
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).map_err(|e| format!("{}: {e}", p.display())))
+            .collect();
+        let mb: Vec<u32> = sizes?.iter().map(|s| (s >> 20) as u32).collect();
+        let files = RamFiles::create(&mb)?;
+        for (src, dst) in sources.iter().zip(&files.paths) {
+            sparse_copy(src, dst).map_err(|e| format!("copying {} to {}: {e}", src.display(), dst.display()))?;
         }
         Ok(files)
     }
@@ -68,10 +101,42 @@ impl RamFiles {
 
 impl Drop for RamFiles {
     fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
         for p in &self.paths {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// Copies the data regions of `src` into `dst` (already of the same
+/// length), skipping holes (SEEK_DATA / SEEK_HOLE).
+fn sparse_copy(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let (from, to) = (std::fs::File::open(src)?, std::fs::OpenOptions::new().write(true).open(dst)?);
+    let len = from.metadata()?.len() as i64;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at: i64 = 0;
+    while at < len {
+        // SAFETY: lseek on our own descriptor.
+        let data = unsafe { libc::lseek(from.as_raw_fd(), at, libc::SEEK_DATA) };
+        if data < 0 {
+            break; // ENXIO: only a hole is left
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(from.as_raw_fd(), data, libc::SEEK_HOLE) }.min(len);
+        let mut pos = data;
+        while pos < hole {
+            let n = ((hole - pos) as usize).min(buf.len());
+            from.read_exact_at(&mut buf[..n], pos as u64)?;
+            to.write_all_at(&buf[..n], pos as u64)?;
+            pos += n as i64;
+        }
+        at = hole;
+    }
+    Ok(())
 }
 
 /// Backing files left by host processes that died without cleaning up
@@ -230,5 +295,30 @@ mod tests {
     fn small_ram_is_all_below_4g() {
         assert_eq!(split_below_4g(2048 << 20), 2048 << 20);
         assert_eq!(split_below_4g(4096 << 20), LOW_RAM_MAX);
+    }
+
+    /// A snapshot's RAM is copied sparsely: the data where it was, the
+    /// holes still holes (the copy takes no more room than the original).
+    #[test]
+    fn copies_keep_data_and_holes() {
+        use std::os::unix::fs::FileExt;
+        let dir = std::env::temp_dir().join(format!("ktstr-sparse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("ram-node0");
+        let f = std::fs::File::create(&src).unwrap();
+        f.set_len(8 << 20).unwrap();
+        f.write_all_at(b"start", 0).unwrap();
+        f.write_all_at(&[7u8; 70_000], 5 << 20).unwrap();
+        drop(f);
+        let copy = RamFiles::copy_of(std::slice::from_ref(&src)).unwrap();
+        let (a, b) = (std::fs::read(&src).unwrap(), std::fs::read(&copy.paths[0]).unwrap());
+        assert!(a == b, "the copy differs");
+        use std::os::unix::fs::MetadataExt;
+        let blocks = std::fs::metadata(&copy.paths[0]).unwrap().blocks();
+        assert!(blocks * 512 < 1 << 20, "the copy filled its holes: {} KiB", blocks / 2);
+        let path = copy.paths[0].clone();
+        drop(copy);
+        assert!(!path.exists(), "a copy is removed when dropped");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,6 +14,7 @@ mod memory;
 mod qemu;
 pub mod qmp;
 mod slots;
+mod snapshot;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -25,6 +26,7 @@ pub use accel::{choose as choose_accel, decide as decide_accel, host_cpus, Accel
 pub use follow::{follow_console, follow_console_into, ConsoleFollower};
 pub use memory::GuestMemory;
 pub use qemu::QEMU;
+pub use snapshot::wanted as snapshots_wanted;
 
 use crate::channel::{Decoder, GuestMessage};
 use crate::wire::topology::Topology;
@@ -53,6 +55,18 @@ pub struct VmSpec {
     /// stdin and stdout, which QEMU then inherits from this process: the
     /// terminal of `cargo ktstr shell`. Otherwise QEMU's stdio is null.
     pub interactive: bool,
+    /// Whether the VM may start from a snapshot of a booted guest.
+    pub snapshot: SnapshotUse,
+}
+
+/// Whether a VM may start from a snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SnapshotUse {
+    /// It boots: why (the diagnostics say it).
+    Off(String),
+    /// It may: its `initrd`, streamed to the snapshot's agent, holds this
+    /// many cpio archives.
+    On { archives: u32 },
 }
 
 /// The guest's end of [`VmSpec::interactive`]'s console.
@@ -120,6 +134,9 @@ pub struct VmOutput {
     /// The emulator fault a first run hit, when this is its rerun
     /// (see [`run_retrying`]).
     pub emulator_retry: Option<String>,
+    /// How the VM started: `started from snapshot <key>`, or `booted
+    /// cold: <why>`.
+    pub start: String,
 }
 
 /// Watches a running VM. Called from the wait loop's thread, between its
@@ -154,18 +171,22 @@ pub(crate) fn run_observed(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyh
     std::fs::create_dir_all(&spec.run_dir)?;
     let want = spec.accel.host_threads(spec.topology.cpus());
     let _slots = slots::acquire(want, host_cpus(), Duration::from_secs(3600))?;
-    let (mut exit, mut wall, mut regs) = boot_once(spec, observer)?;
+    let mut start = StartFrom::new(spec);
+    let (mut exit, mut wall, mut regs) = boot_once(spec, observer, &mut start)?;
     let mut boot_retries = 0;
     if let VmExit::BootStalled { .. } = exit {
         eprintln!("ktstr: guest boot stalled before init ({}); retrying once", spec.run_dir.display());
         let console = spec.run_dir.join(qemu::CONSOLE_LOG);
         let _ = std::fs::rename(&console, console.with_extension("stalled-boot.log"));
         boot_retries = 1;
-        (exit, wall, regs) = boot_once(spec, observer)?;
+        // A stalled start from a snapshot is retried as a cold boot.
+        start = StartFrom::Cold(format!("the start from a snapshot stalled ({})", start.words()));
+        (exit, wall, regs) = boot_once(spec, observer, &mut start)?;
     }
     let mut out = VmOutput::collect(&spec.run_dir, exit, wall);
     out.boot_retries = boot_retries;
     out.vcpu_registers = regs;
+    out.start = start.words();
     Ok(out)
 }
 
@@ -191,9 +212,68 @@ pub(crate) fn run_retrying(
     Ok(again)
 }
 
-/// One QEMU run to its end, its wall-clock limit or its boot deadline.
-fn boot_once(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyhow::Result<(VmExit, Duration, Registers)> {
-    let qemu_log = spec.run_dir.join(qemu::QEMU_LOG);
+/// How a VM starts: from a snapshot of a booted guest, or with a boot.
+enum StartFrom {
+    /// Booted cold, and why not from a snapshot.
+    Cold(String),
+    /// Restored from this snapshot in this many ms.
+    Snapshot(snapshot::Snapshot, Option<u64>),
+    /// Restored, but the agent was not fed the run's image: these words.
+    Unfed(String),
+}
+
+impl StartFrom {
+    /// A snapshot if the spec may use one and one can be had (made now if
+    /// needed); otherwise a cold boot, with why.
+    fn new(spec: &VmSpec) -> StartFrom {
+        if let SnapshotUse::Off(why) = &spec.snapshot {
+            return StartFrom::Cold(why.clone());
+        }
+        if spec.interactive {
+            return StartFrom::Cold("a shell's VM always boots".into());
+        }
+        match snapshot::ensure(spec) {
+            Ok(s) => StartFrom::Snapshot(s, None),
+            Err(e) => StartFrom::Cold(format!("no snapshot: {e:#}")),
+        }
+    }
+
+    /// The diagnostics' words.
+    fn words(&self) -> String {
+        match self {
+            StartFrom::Cold(why) => format!("booted cold: {why}"),
+            StartFrom::Snapshot(s, Some(ms)) => format!("started from snapshot {} (restored in {ms} ms)", s.key),
+            StartFrom::Snapshot(s, None) => format!("started from snapshot {}", s.key),
+            StartFrom::Unfed(words) => words.clone(),
+        }
+    }
+}
+
+/// A started QEMU: its process, RAM files (if any), and, restored, the
+/// thread feeding the agent.
+struct Started {
+    child: std::process::Child,
+    ram: Option<Result<(memory::RamFiles, GuestMemory), String>>,
+    feeding: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<anyhow::Result<()>>)>,
+}
+
+/// Restores the snapshot `start` names, or (none, or the restore failed:
+/// `start` then says why) boots cold.
+fn start_qemu(spec: &VmSpec, observer: &dyn VmObserver, start: &mut StartFrom) -> anyhow::Result<Started> {
+    if let StartFrom::Snapshot(snap, restore_ms) = start {
+        let archives = match spec.snapshot {
+            SnapshotUse::On { archives } => archives,
+            SnapshotUse::Off(_) => 1,
+        };
+        match snapshot::restore(spec, snap, archives) {
+            Ok(r) => {
+                *restore_ms = Some(r.restore_ms);
+                let ram = observer.wants_guest_memory().then(|| r.ram.map().map(|m| (r.ram, m)));
+                return Ok(Started { child: r.child, ram, feeding: Some((r.done, r.feeder)) });
+            }
+            Err(e) => *start = StartFrom::Cold(format!("restoring snapshot {} failed: {e:#}", snap.key)),
+        }
+    }
     // Files and mapping live until this boot ends; dropping them removes
     // the files. Without them the VM runs on anonymous RAM as usual.
     let ram = observer.wants_guest_memory().then(|| {
@@ -201,24 +281,34 @@ fn boot_once(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyhow::Result<(Vm
         let mem = files.map()?;
         Ok::<_, String>((files, mem))
     });
-    let mem: Result<&GuestMemory, &str> = match &ram {
-        Some(Ok((_, mem))) => Ok(mem),
-        Some(Err(why)) => Err(why.as_str()),
-        None => Err("guest memory not requested"),
-    };
     let mut cmd = qemu::command(spec, ram.as_ref().and_then(|r| r.as_ref().ok()).map(|(f, _)| f));
     if !spec.interactive {
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
     }
-    cmd.stderr(std::fs::File::create(&qemu_log)?);
+    cmd.stderr(std::fs::File::create(spec.run_dir.join(qemu::QEMU_LOG))?);
     tracing::debug!(?cmd, "starting QEMU");
-    let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+    let child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => anyhow::anyhow!(
             "{QEMU} not found: install QEMU (Debian: `apt-get install -t bookworm-backports qemu-system-x86`)"
         ),
         _ => anyhow::anyhow!("cannot start {QEMU}: {e}"),
     })?;
+    Ok(Started { child, ram, feeding: None })
+}
+
+/// One QEMU run to its end, its wall-clock limit or its boot deadline.
+fn boot_once(
+    spec: &VmSpec,
+    observer: &mut dyn VmObserver,
+    start: &mut StartFrom,
+) -> anyhow::Result<(VmExit, Duration, Registers)> {
+    let started = Instant::now();
+    let Started { mut child, ram, feeding } = start_qemu(spec, observer, start)?;
+    let mem: Result<&GuestMemory, &str> = match &ram {
+        Some(Ok((_, mem))) => Ok(mem),
+        Some(Err(why)) => Err(why.as_str()),
+        None => Err("guest memory not requested"),
+    };
     let channel = spec.run_dir.join(qemu::CHANNEL_LOG);
     let mut guest_spoke = false;
     let mut regs = None;
@@ -255,6 +345,12 @@ fn boot_once(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyhow::Result<(Vm
     // What the guest wrote last, right before powering off.
     for msg in tail.poll(&channel).into_iter().chain(tail.decoder.finish()) {
         observer.on_message(&msg, started.elapsed());
+    }
+    if let Some((done, feeder)) = feeding {
+        drop(done);
+        if let Ok(Err(e)) = feeder.join() {
+            *start = StartFrom::Unfed(format!("{}, but feeding its agent failed: {e:#}", start.words()));
+        }
     }
     Ok((exit, started.elapsed(), regs))
 }
@@ -305,6 +401,7 @@ impl VmOutput {
             boot_retries: 0,
             vcpu_registers: None,
             emulator_retry: None,
+            start: String::new(),
         }
     }
 }

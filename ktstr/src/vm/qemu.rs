@@ -118,6 +118,7 @@ mod tests {
             boot_deadline: None,
             run_dir: "/r".into(),
             interactive: false,
+            snapshot: crate::vm::SnapshotUse::Off("a unit test".into()),
         };
         let args =
             |s: &VmSpec| command(s, None).get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>();

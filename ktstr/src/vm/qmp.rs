@@ -52,6 +52,91 @@ pub(crate) fn stop_and_read_registers(run_dir: &Path) -> Result<Vec<VcpuRegister
     Ok(parse_registers(&text))
 }
 
+/// A connected, greeted monitor.
+fn connect(socket: &Path, timeout: Duration) -> Result<UnixStream> {
+    let stream = UnixStream::connect(socket).with_context(|| format!("connecting to QMP at {}", socket.display()))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
+}
+
+fn ignore_shared() -> qmp::migrate_set_capabilities {
+    // RAM lives in the memory-backend files: only device state is written.
+    qmp::migrate_set_capabilities {
+        capabilities: vec![qmp::MigrationCapabilityStatus {
+            capability: qmp::MigrationCapability::x_ignore_shared,
+            state: true,
+        }],
+    }
+}
+
+/// Polls `query-migrate` until the migration ends; its error if it failed.
+fn wait_migration(q: &mut Qmp<qapi::Stream<std::io::BufReader<&UnixStream>, &UnixStream>>, what: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let info = q.execute(&qmp::query_migrate {}).context("QMP query-migrate")?;
+        match info.status {
+            Some(qmp::MigrationStatus::completed) => return Ok(()),
+            Some(qmp::MigrationStatus::failed | qmp::MigrationStatus::cancelled) => {
+                anyhow::bail!("{what} failed: {}", info.error_desc.unwrap_or_else(|| "no reason given".into()))
+            }
+            _ if std::time::Instant::now() > deadline => anyhow::bail!("{what} did not finish within 60s"),
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+/// Stops the guest and writes its device state to `state` (RAM stays in
+/// its shared backing files), then ends QEMU.
+pub(crate) fn save_state(socket: &Path, state: &Path) -> Result<()> {
+    let stream = connect(socket, Duration::from_secs(30))?;
+    let mut q = Qmp::from_stream(&stream);
+    q.handshake().context("QMP handshake")?;
+    q.execute(&qmp::stop {}).context("QMP stop")?;
+    q.execute(&ignore_shared()).context("QMP migrate-set-capabilities x-ignore-shared")?;
+    let uri = format!("file:{}", state.display());
+    q.execute(&qmp::migrate { uri: Some(uri), channels: None, detach: None, resume: None }).context("QMP migrate")?;
+    wait_migration(&mut q, "saving the guest")?;
+    let _ = q.execute(&qmp::quit {});
+    Ok(())
+}
+
+/// Loads `state` into a QEMU started with `-incoming defer` (RAM from the
+/// backing files it was given) and waits until the guest runs.
+pub(crate) fn load_state(socket: &Path, state: &Path) -> Result<()> {
+    // QEMU creates the socket as it starts: wait for it a little.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let stream = loop {
+        match connect(socket, TIMEOUT) {
+            Ok(s) => break s,
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => return Err(e),
+        }
+    };
+    let mut q = Qmp::from_stream(&stream);
+    q.handshake().context("QMP handshake")?;
+    q.execute(&ignore_shared()).context("QMP migrate-set-capabilities x-ignore-shared")?;
+    let uri = format!("file:{}", state.display());
+    q.execute(&qmp::migrate_incoming { uri: Some(uri), channels: None, exit_on_error: None })
+        .context("QMP migrate-incoming")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = q.execute(&qmp::query_status {}).context("QMP query-status")?;
+        if st.running {
+            return Ok(());
+        }
+        if matches!(st.status, qmp::RunState::paused | qmp::RunState::postmigrate) {
+            q.execute(&qmp::cont {}).context("QMP cont")?;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the restored guest did not run within 30s ({:?})",
+            st.status
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// `info registers -a` text: a `CPU#<n>` line, then `NAME=value` words
 /// (`R8 =...`: short names are padded before the `=`).
 pub(crate) fn parse_registers(text: &str) -> Vec<VcpuRegisters> {
