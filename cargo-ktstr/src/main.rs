@@ -28,6 +28,7 @@ Environment:
   RUST_LOG=ktstr=debug       host-side tracing: kernel and image choices, QEMU's command line
   KTSTR_CACHE_DIR=DIR        kernels and initramfs images (default ~/.cache/ktstr)
   KTSTR_OUTPUT_DIR=DIR       stats sidecars and failure dumps (default <target>/ktstr)
+  KTSTR_SNAPSHOT=0           boot every VM instead of starting it from a snapshot of a booted guest
 
 Troubleshooting: docs/troubleshooting.md (every environment error, with its fix)."
 )]

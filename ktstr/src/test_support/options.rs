@@ -24,8 +24,8 @@ pub struct RunOptions {
     /// Host files or directories copied into the guest under `/include`,
     /// beside the entry's own `include_files` (`ktstr shell --include`).
     pub include_files: Vec<PathBuf>,
-    /// Start from a snapshot of a booted guest, or boot (default:
-    /// `KTSTR_SNAPSHOT=1`).
+    /// Start from a snapshot of a booted guest, or boot (default: a
+    /// snapshot, unless `KTSTR_SNAPSHOT=0`).
     pub snapshot: Option<bool>,
 }
 

@@ -167,7 +167,7 @@ fn vm_spec(
         snapshot: match opts.snapshot.unwrap_or_else(vm::snapshots_wanted) {
             // The base image and the run's segment.
             true => vm::SnapshotUse::On { archives: 2 },
-            false => vm::SnapshotUse::Off("snapshots are off (KTSTR_SNAPSHOT=1 turns them on)".into()),
+            false => vm::SnapshotUse::Off("snapshots are off (KTSTR_SNAPSHOT=0, or the run asked to boot)".into()),
         },
     })
 }

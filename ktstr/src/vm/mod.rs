@@ -55,7 +55,8 @@ pub struct VmSpec {
     /// stdin and stdout, which QEMU then inherits from this process: the
     /// terminal of `cargo ktstr shell`. Otherwise QEMU's stdio is null.
     pub interactive: bool,
-    /// Whether the VM may start from a snapshot of a booted guest.
+    /// Whether the VM may start from a snapshot of a booted guest
+    /// (by default yes; `KTSTR_SNAPSHOT=0` boots).
     pub snapshot: SnapshotUse,
 }
 

@@ -87,10 +87,9 @@ impl Snapshot {
     }
 }
 
-/// Whether runs start from snapshots: `KTSTR_SNAPSHOT=1` for now; the
-/// default stays the cold boot until the whole suite is proven both ways.
+/// Whether runs start from snapshots: yes, unless `KTSTR_SNAPSHOT=0`.
 pub fn wanted() -> bool {
-    std::env::var("KTSTR_SNAPSHOT").is_ok_and(|v| v == "1")
+    std::env::var("KTSTR_SNAPSHOT").map_or(true, |v| v != "0")
 }
 
 /// The agent's image: busybox and the agent as `/init`.
@@ -225,7 +224,9 @@ pub(crate) struct Restored {
 pub(crate) fn restore(spec: &VmSpec, snap: &Snapshot, archives: u32) -> Result<Restored> {
     let started = Instant::now();
     let ram = RamFiles::copy_of(&snap.ram()).map_err(anyhow::Error::msg)?;
-    let mut child = command(spec, &ram, true)
+    let mut cmd = command(spec, &ram, true);
+    tracing::debug!(?cmd, snapshot = snap.key, "starting QEMU to restore a snapshot");
+    let mut child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(File::create(spec.run_dir.join(qemu::QEMU_LOG))?)
