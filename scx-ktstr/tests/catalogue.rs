@@ -9,18 +9,9 @@
 use ktstr::outcome::RunOutcome;
 use ktstr::prelude::*;
 use ktstr::scenario::catalogue::{self, Canned};
-use ktstr::test_support::{find_test, run_ktstr_test_with, RunOptions};
 
-/// Runs the payload and returns its outcome; a failed run (a gate, the
-/// scenario's own error) fails the test with its report.
-fn run(payload: &str) -> RunOutcome {
-    let entry = find_test(payload).expect("payload registered");
-    let opts = RunOptions { auto_repro: Some(false), ..Default::default() };
-    match run_ktstr_test_with(entry, &opts) {
-        Ok(o) => o,
-        Err(f) => panic!("{payload} failed:\n{}", f.report),
-    }
-}
+mod common;
+use common::run_passing;
 
 /// Every op the scenario names ran at least once during its workload.
 /// BPF program names are cut to 15 bytes by the kernel: `ktstr_<op>` is
@@ -54,7 +45,7 @@ macro_rules! coverage {
 
         #[test]
         fn $test() {
-            let o = run(stringify!($payload));
+            let o = run_passing(stringify!($payload));
             assert_drives(&catalogue::$canned, &o);
         }
     )*

@@ -11,7 +11,7 @@ use ktstr::prelude::*;
 use ktstr::test_support::{find_test, run_ktstr_test_with, RunOptions};
 
 mod common;
-use common::spawn_spinner;
+use common::{run_passing, spawn_spinner};
 
 const EVENTS: &str = "/sys/kernel/sched_ext/root/events";
 /// Spinners on the 2-CPU guest: more than CPUs, so queues form.
@@ -76,15 +76,6 @@ fn payload_monitor_numa(_ctx: &Ctx) -> Result<AssertResult> {
     Ok(AssertResult::pass())
 }
 
-fn run(payload: &str) -> RunOutcome {
-    let entry = find_test(payload).expect("payload registered");
-    let opts = RunOptions { auto_repro: Some(false), ..Default::default() };
-    match run_ktstr_test_with(entry, &opts) {
-        Ok(o) => o,
-        Err(f) => panic!("{payload} failed:\n{}", f.report),
-    }
-}
-
 fn monitor(o: &RunOutcome) -> &MonitorReport {
     let m = o.monitor.as_ref().expect("the monitor watched the run");
     assert_eq!(m.unavailable, None, "monitor unavailable; notes {:?}", m.notes);
@@ -112,7 +103,7 @@ fn median(mut v: Vec<u64>) -> u64 {
 ///   (after it): exact, no tolerance.
 #[test]
 fn monitor_figures_match_the_kernels_own() {
-    let o = run("payload_monitor_crosscheck");
+    let o = run_passing("payload_monitor_crosscheck");
     let m = monitor(&o);
     let details = &o.result.as_ref().unwrap().details;
     eprintln!("{} samples, symbols looked up in {:?} ms, notes {:?}", m.samples.len(), m.symbols_ms, m.notes);
@@ -187,7 +178,7 @@ fn within(what: &str, lo: u64, guest: u64, hi: u64) {
 /// sched_ext scheduler there are run queues but no event counters.
 #[test]
 fn monitor_reads_numa_nodes_and_high_memory() {
-    let o = run("payload_monitor_numa");
+    let o = run_passing("payload_monitor_numa");
     let m = monitor(&o);
     assert!(m.samples.len() >= 10, "{} samples", m.samples.len());
     assert!(m.samples.iter().all(|s| s.cpus.len() == 2 && s.cpus.iter().all(Option::is_some)), "every rq read");

@@ -1,7 +1,7 @@
 //! Where ktstr keeps things between runs (kernels, initramfs images, locks,
 //! schedulers installed from the crates registry).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Root of ktstr's cache: `$KTSTR_CACHE_DIR`, else `$XDG_CACHE_HOME/ktstr`,
 /// else `~/.cache/ktstr`.
@@ -19,6 +19,23 @@ pub(crate) fn cache_root() -> PathBuf {
 /// A named subdirectory of the cache root (not created).
 pub(crate) fn cache_subdir(name: &str) -> PathBuf {
     cache_root().join(name)
+}
+
+/// Keeps the `keep` newest of `entries` (by modification time) and hands
+/// the rest to `remove`: the one eviction rule of every cache directory.
+pub(crate) fn keep_newest(entries: impl Iterator<Item = PathBuf>, keep: usize, remove: fn(&Path)) {
+    let mut dated: Vec<_> = entries.filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p))).collect();
+    dated.sort();
+    let excess = dated.len().saturating_sub(keep);
+    for (_, p) in dated.into_iter().take(excess) {
+        remove(&p);
+    }
+}
+
+/// A regular file anyone may execute.
+pub(crate) fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 pub mod schedulers;

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use semver::Version;
 
+use super::is_executable;
+
 /// The cache's scheduler directory.
 pub fn root() -> PathBuf {
     super::cache_subdir("schedulers")
@@ -111,11 +113,6 @@ pub fn version_from_crates2(json: &str, name: &str) -> Result<Version> {
         }
     }
     bail!("cargo's .crates2.json records no install of {name}")
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -73,9 +73,10 @@ pub fn classify(s: &StatsSidecar) -> Cell {
     }
     let first = s.reasons.first().cloned().unwrap_or_else(|| format!("failed at stage `{}`", s.stage));
     let harness = ["wall-clock limit", "guest boot stalled", "guest channel damaged", "QEMU"];
+    let complaint = config_complaint(&s.scheduler_log_tail);
     let fault = if s.bug_summary.is_some() {
         Fault::Scheduler
-    } else if s.stage == "scheduler did not attach" && config_complaint(&s.scheduler_log_tail).is_some() {
+    } else if s.stage == "scheduler did not attach" && complaint.is_some() {
         Fault::Config
     } else if s.stage == "scheduler did not attach" || s.stats.is_some() {
         Fault::Scheduler
@@ -84,7 +85,7 @@ pub fn classify(s: &StatsSidecar) -> Cell {
     } else {
         Fault::Scheduler
     };
-    let detail = match (fault, config_complaint(&s.scheduler_log_tail)) {
+    let detail = match (fault, complaint) {
         (Fault::Config, Some(line)) => format!("{first}: {line}"),
         _ => explanation(s).unwrap_or(first),
     };

@@ -1,7 +1,8 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::cache::is_executable;
 use crate::cache::schedulers::{self, SchedSpec};
 use crate::check::Checks;
 
@@ -188,11 +189,6 @@ fn discover(binary: &str) -> anyhow::Result<PathBuf> {
         tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
         cache.display()
     )
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 #[cfg(test)]

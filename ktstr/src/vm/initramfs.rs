@@ -280,16 +280,10 @@ fn dynamic_deps(data: &[u8]) -> anyhow::Result<(Option<String>, Vec<String>)> {
 
 fn evict_old(dir: &Path) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
-    let mut images: Vec<_> = rd
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "cpio"))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    images.sort();
-    let excess = images.len().saturating_sub(KEEP_CACHED);
-    for (_, p) in images.into_iter().take(excess) {
+    let images = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cpio"));
+    crate::cache::keep_newest(images, KEEP_CACHED, |p| {
         let _ = std::fs::remove_file(p);
-    }
+    });
 }
 
 #[cfg(test)]

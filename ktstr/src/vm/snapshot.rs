@@ -267,14 +267,8 @@ fn feed(sock: &Path, initrd: &Path, archives: u32, done: std::sync::mpsc::Receiv
 /// Keeps the newest [`KEEP`] snapshots.
 fn evict(root: &Path) {
     let Ok(rd) = std::fs::read_dir(root) else { return };
-    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = rd
-        .flatten()
-        .filter(|e| e.path().join(STATE).is_file())
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    dirs.sort();
-    let excess = dirs.len().saturating_sub(KEEP);
-    for (_, d) in dirs.into_iter().take(excess) {
+    let snapshots = rd.flatten().map(|e| e.path()).filter(|p| p.join(STATE).is_file());
+    crate::cache::keep_newest(snapshots, KEEP, |d| {
         let _ = std::fs::remove_dir_all(d);
-    }
+    });
 }

@@ -1,9 +1,23 @@
-//! Guest-side helpers shared by the VM tests of this crate.
+//! Helpers shared by the VM tests of this crate: guest-side ones, and
+//! running a payload from the host.
 #![allow(dead_code)] // each test file uses some of them
 
 use std::ffi::CStr;
 
+use ktstr::outcome::RunOutcome;
 use ktstr::prelude::*;
+use ktstr::test_support::{find_test, run_ktstr_test_with, RunOptions};
+
+/// Runs a payload (auto-repro off) and returns its outcome; a failed run
+/// fails the calling test with its report.
+pub fn run_passing(payload: &str) -> RunOutcome {
+    let entry = find_test(payload).expect("payload registered");
+    let opts = RunOptions { auto_repro: Some(false), ..Default::default() };
+    match run_ktstr_test_with(entry, &opts) {
+        Ok(o) => o,
+        Err(f) => panic!("{payload} failed:\n{}", f.report),
+    }
+}
 
 /// The pid of the guest's only `scx-ktstr` process.
 pub fn scheduler_pid() -> Result<i32> {
