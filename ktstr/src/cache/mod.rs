@@ -32,6 +32,13 @@ pub(crate) fn keep_newest(entries: impl Iterator<Item = PathBuf>, keep: usize, r
     }
 }
 
+/// Whether process `pid` exists (the owner of a lock, a staging
+/// directory or a RAM file left behind).
+pub(crate) fn process_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+        .map_or_else(|e| e != nix::errno::Errno::ESRCH, |_| true)
+}
+
 /// A regular file anyone may execute.
 pub(crate) fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;

@@ -88,7 +88,7 @@ pub(super) fn prepare(
     let mut extra = vec![initramfs::extra_file(GuestPlan::PATH, plan_json)];
     extra.extend(include_files);
     initramfs::with_extra_files(&base, &extra, &initrd).map_err(|e| ("initramfs", e))?;
-    vm_spec(entry, opts, kernel, initrd, run_dir, attach_timeout_s, interactive)
+    vm_spec(entry, opts, kernel, (base, initrd), run_dir, attach_timeout_s, interactive)
 }
 
 /// The scheduler to start in the guest, if the test has one; refused on a
@@ -140,7 +140,7 @@ fn vm_spec(
     entry: &KtstrTestEntry,
     opts: &RunOptions,
     kernel: &KernelImage,
-    initrd: PathBuf,
+    (base, initrd): (PathBuf, PathBuf),
     run_dir: PathBuf,
     attach_timeout_s: u64,
     interactive: bool,
@@ -165,8 +165,7 @@ fn vm_spec(
         run_dir,
         interactive,
         snapshot: match opts.snapshot.unwrap_or_else(vm::snapshots_wanted) {
-            // The base image and the run's segment.
-            true => vm::SnapshotUse::On { archives: 2 },
+            true => vm::SnapshotUse::On { base },
             false => vm::SnapshotUse::Off("snapshots are off (KTSTR_SNAPSHOT=0, or the run asked to boot)".into()),
         },
     })

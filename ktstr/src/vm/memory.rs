@@ -73,18 +73,23 @@ impl RamFiles {
         Ok(files)
     }
 
-    /// New backing files holding a copy of `sources` (a snapshot's RAM,
-    /// one file per node), copied sparsely: only the pages the guest ever
-    /// touched are read and written, the holes stay holes.
-    pub fn copy_of(sources: &[PathBuf]) -> Result<RamFiles, String> {
+    /// New backing files holding a copy of a snapshot's RAM (one file per
+    /// node), given as layers: each later layer's data over the earlier's.
+    /// Copied sparsely: only the pages the guest ever touched are read and
+    /// written, the holes stay holes.
+    pub fn copy_of(layers: &[Vec<PathBuf>]) -> Result<RamFiles, String> {
+        let sources = layers.first().ok_or("no RAM to copy")?;
         let sizes: Result<Vec<u64>, String> = sources
             .iter()
             .map(|p| std::fs::metadata(p).map(|m| m.len()).map_err(|e| format!("{}: {e}", p.display())))
             .collect();
         let mb: Vec<u32> = sizes?.iter().map(|s| (s >> 20) as u32).collect();
         let files = RamFiles::create(&mb)?;
-        for (src, dst) in sources.iter().zip(&files.paths) {
-            sparse_copy(src, dst).map_err(|e| format!("copying {} to {}: {e}", src.display(), dst.display()))?;
+        for layer in layers {
+            for (src, dst) in layer.iter().zip(&files.paths) {
+                sparse_copy(src, dst, None)
+                    .map_err(|e| format!("copying {} to {}: {e}", src.display(), dst.display()))?;
+            }
         }
         Ok(files)
     }
@@ -110,31 +115,96 @@ impl Drop for RamFiles {
     }
 }
 
-/// Copies the data regions of `src` into `dst` (already of the same
-/// length), skipping holes (SEEK_DATA / SEEK_HOLE).
-fn sparse_copy(src: &Path, dst: &Path) -> std::io::Result<()> {
+/// The data regions of `f` (SEEK_DATA / SEEK_HOLE) as `(start, end)`.
+fn data_regions(f: &std::fs::File) -> std::io::Result<Vec<(u64, u64)>> {
     use std::os::fd::AsRawFd;
-    use std::os::unix::fs::FileExt;
-    let (from, to) = (std::fs::File::open(src)?, std::fs::OpenOptions::new().write(true).open(dst)?);
-    let len = from.metadata()?.len() as i64;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at: i64 = 0;
+    let len = f.metadata()?.len() as i64;
+    let (mut regions, mut at) = (Vec::new(), 0i64);
     while at < len {
-        // SAFETY: lseek on our own descriptor.
-        let data = unsafe { libc::lseek(from.as_raw_fd(), at, libc::SEEK_DATA) };
+        // SAFETY: lseek on a descriptor we own.
+        let data = unsafe { libc::lseek(f.as_raw_fd(), at, libc::SEEK_DATA) };
         if data < 0 {
             break; // ENXIO: only a hole is left
         }
         // SAFETY: as above.
-        let hole = unsafe { libc::lseek(from.as_raw_fd(), data, libc::SEEK_HOLE) }.min(len);
-        let mut pos = data;
-        while pos < hole {
-            let n = ((hole - pos) as usize).min(buf.len());
-            from.read_exact_at(&mut buf[..n], pos as u64)?;
-            to.write_all_at(&buf[..n], pos as u64)?;
-            pos += n as i64;
-        }
+        let hole = unsafe { libc::lseek(f.as_raw_fd(), data, libc::SEEK_HOLE) }.min(len);
+        regions.push((data as u64, hole as u64));
         at = hole;
+    }
+    Ok(regions)
+}
+
+const PAGE: usize = 4096;
+const CHUNK: usize = 1 << 20;
+
+/// Copies the data regions of `src` into `dst` (already of the same
+/// length), skipping holes: in the kernel (`copy_file_range`) where the
+/// two file systems allow it, else through a buffer. With `unchanged_from`
+/// (making a snapshot on top of another) only the pages that differ from
+/// that file's are copied: the copy is a layer over it.
+pub(crate) fn sparse_copy(src: &Path, dst: &Path, unchanged_from: Option<&Path>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let (from, to) = (std::fs::File::open(src)?, std::fs::OpenOptions::new().write(true).open(dst)?);
+    let under = unchanged_from.map(std::fs::File::open).transpose()?;
+    let (mut buf, mut old) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    for (start, end) in data_regions(&from)? {
+        let mut pos = start;
+        while pos < end && under.is_none() {
+            let (mut off_in, mut off_out) = (pos as i64, pos as i64);
+            let want = (end - pos) as usize;
+            // SAFETY: both descriptors are ours; the offsets are locals.
+            let n =
+                unsafe { libc::copy_file_range(from.as_raw_fd(), &mut off_in, to.as_raw_fd(), &mut off_out, want, 0) };
+            if n <= 0 {
+                break; // EXDEV, ENOSYS, ...: the buffer below does the rest
+            }
+            pos += n as u64;
+        }
+        while pos < end {
+            let n = ((end - pos) as usize).min(CHUNK);
+            from.read_exact_at(&mut buf[..n], pos)?;
+            if let Some(u) = &under {
+                // Past its end (or in its holes) the layer below reads as zeros.
+                old[..n].fill(0);
+                let _ = u.read_at(&mut old[..n], pos)?;
+            }
+            for (i, page) in buf[..n].chunks(PAGE).enumerate() {
+                let same = under.is_some() && page == &old[i * PAGE..i * PAGE + page.len()];
+                if !same {
+                    to.write_all_at(page, pos + (i * PAGE) as u64)?;
+                }
+            }
+            pos += n as u64;
+        }
+    }
+    Ok(())
+}
+
+/// Punches a hole for every page of zeros in `path` (a snapshot's RAM,
+/// saved in place): less to copy at every restore.
+pub(crate) fn punch_zero_pages(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+    let mut buf = vec![0u8; CHUNK];
+    for (start, end) in data_regions(&f)? {
+        let mut pos = start;
+        while pos < end {
+            let n = ((end - pos) as usize).min(CHUNK);
+            f.read_exact_at(&mut buf[..n], pos)?;
+            for (i, page) in buf[..n].chunks(PAGE).enumerate() {
+                if page.iter().all(|b| *b == 0) {
+                    let at = (pos + (i * PAGE) as u64) as i64;
+                    let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+                    // SAFETY: fallocate on a descriptor we own.
+                    if unsafe { libc::fallocate(f.as_raw_fd(), mode, at, page.len() as i64) } != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+            }
+            pos += n as u64;
+        }
     }
     Ok(())
 }
@@ -148,9 +218,7 @@ fn remove_stale() {
         let Some(pid) = name.strip_prefix(PREFIX).and_then(|r| r.split('-').next()?.parse::<i32>().ok()) else {
             continue;
         };
-        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-            .map_or_else(|e| e != nix::errno::Errno::ESRCH, |_| true);
-        if !alive {
+        if !crate::cache::process_alive(pid) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -310,7 +378,7 @@ mod tests {
         f.write_all_at(b"start", 0).unwrap();
         f.write_all_at(&[7u8; 70_000], 5 << 20).unwrap();
         drop(f);
-        let copy = RamFiles::copy_of(std::slice::from_ref(&src)).unwrap();
+        let copy = RamFiles::copy_of(&[vec![src.clone()]]).unwrap();
         let (a, b) = (std::fs::read(&src).unwrap(), std::fs::read(&copy.paths[0]).unwrap());
         assert!(a == b, "the copy differs");
         use std::os::unix::fs::MetadataExt;

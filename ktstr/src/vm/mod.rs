@@ -65,9 +65,11 @@ pub struct VmSpec {
 pub enum SnapshotUse {
     /// It boots: why (the diagnostics say it).
     Off(String),
-    /// It may: its `initrd`, streamed to the snapshot's agent, holds this
-    /// many cpio archives.
-    On { archives: u32 },
+    /// It may: its `initrd` is the cached image `base` (one cpio archive,
+    /// named by its content) followed by the run's own segment. The agent
+    /// is fed both, or, restored from a snapshot that has `base` unpacked
+    /// already, the segment alone.
+    On { base: std::path::PathBuf },
 }
 
 /// The guest's end of [`VmSpec::interactive`]'s console.
@@ -227,14 +229,19 @@ impl StartFrom {
     /// A snapshot if the spec may use one and one can be had (made now if
     /// needed); otherwise a cold boot, with why.
     fn new(spec: &VmSpec) -> StartFrom {
-        if let SnapshotUse::Off(why) = &spec.snapshot {
-            return StartFrom::Cold(why.clone());
-        }
+        let base = match &spec.snapshot {
+            SnapshotUse::Off(why) => return StartFrom::Cold(why.clone()),
+            SnapshotUse::On { base } => base,
+        };
         if spec.interactive {
             return StartFrom::Cold("a shell's VM always boots".into());
         }
-        match snapshot::ensure(spec) {
-            Ok(s) => StartFrom::Snapshot(s, None),
+        let t = Instant::now();
+        match snapshot::ensure(spec, base) {
+            Ok(s) => {
+                tracing::debug!(ms = t.elapsed().as_millis() as u64, "snapshot found");
+                StartFrom::Snapshot(s, None)
+            }
             Err(e) => StartFrom::Cold(format!("no snapshot: {e:#}")),
         }
     }
@@ -243,8 +250,11 @@ impl StartFrom {
     fn words(&self) -> String {
         match self {
             StartFrom::Cold(why) => format!("booted cold: {why}"),
-            StartFrom::Snapshot(s, Some(ms)) => format!("started from snapshot {} (restored in {ms} ms)", s.key),
-            StartFrom::Snapshot(s, None) => format!("started from snapshot {}", s.key),
+            StartFrom::Snapshot(s, ms) => {
+                let unpacked = if s.unpacked() { " with the base image unpacked" } else { "" };
+                let ms = ms.map(|ms| format!(" (restored in {ms} ms)")).unwrap_or_default();
+                format!("started from snapshot {}{unpacked}{ms}", s.key)
+            }
             StartFrom::Unfed(words) => words.clone(),
         }
     }
@@ -261,12 +271,8 @@ struct Started {
 /// Restores the snapshot `start` names, or (none, or the restore failed:
 /// `start` then says why) boots cold.
 fn start_qemu(spec: &VmSpec, observer: &dyn VmObserver, start: &mut StartFrom) -> anyhow::Result<Started> {
-    if let StartFrom::Snapshot(snap, restore_ms) = start {
-        let archives = match spec.snapshot {
-            SnapshotUse::On { archives } => archives,
-            SnapshotUse::Off(_) => 1,
-        };
-        match snapshot::restore(spec, snap, archives) {
+    if let (StartFrom::Snapshot(snap, restore_ms), SnapshotUse::On { base }) = (&mut *start, &spec.snapshot) {
+        match snapshot::restore(spec, snap, base) {
             Ok(r) => {
                 *restore_ms = Some(r.restore_ms);
                 let ram = observer.wants_guest_memory().then(|| r.ram.map().map(|m| (r.ram, m)));
@@ -316,10 +322,15 @@ fn boot_once(
     let mut tail = ChannelTail::default();
     let exit = loop {
         if let Some(status) = child.try_wait()? {
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "QEMU exited");
             break VmExit::Exited { code: status.code() };
         }
         let elapsed = started.elapsed();
         for msg in tail.poll(&channel) {
+            if !guest_spoke {
+                tracing::debug!(ms = elapsed.as_millis() as u64, "the guest's first message");
+                guest_spoke = true;
+            }
             observer.on_message(&msg, elapsed);
         }
         observer.on_tick(mem, elapsed);

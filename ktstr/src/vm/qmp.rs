@@ -101,6 +101,31 @@ pub(crate) fn save_state(socket: &Path, state: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Stops the guest, writes its device state to `state` (RAM stays in its
+/// shared backing files), runs `while_stopped` (which may copy that RAM:
+/// it is the state's), and lets the guest run on.
+pub(crate) fn save_state_then_continue(
+    socket: &Path,
+    state: &Path,
+    while_stopped: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let stream = connect(socket, TIMEOUT)?;
+    let mut q = Qmp::from_stream(&stream);
+    q.handshake().context("QMP handshake")?;
+    q.execute(&qmp::stop {}).context("QMP stop")?;
+    let saved = (|| {
+        q.execute(&ignore_shared()).context("QMP migrate-set-capabilities x-ignore-shared")?;
+        let uri = format!("file:{}", state.display());
+        q.execute(&qmp::migrate { uri: Some(uri), channels: None, detach: None, resume: None })
+            .context("QMP migrate")?;
+        wait_migration(&mut q, "saving the guest")?;
+        while_stopped()
+    })();
+    // Whatever the save did, the run goes on.
+    q.execute(&qmp::cont {}).context("QMP cont")?;
+    saved
+}
+
 /// Loads `state` into a QEMU started with `-incoming defer` (RAM from the
 /// backing files it was given) and waits until the guest runs.
 pub(crate) fn load_state(socket: &Path, state: &Path) -> Result<()> {

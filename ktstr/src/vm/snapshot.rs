@@ -6,20 +6,29 @@
 //! (`x-ignore-shared`), only device state (~350 KB) is written. A run
 //! restores it (`-incoming defer`, RAM from a sparse copy of those files,
 //! so the host monitor can read it and the snapshot stays pristine), and
-//! streams the agent one line (the wall clock, an RNG seed, how many cpio
-//! archives follow) and the run's initramfs (the cached base image and the
-//! run's own segment). The agent unpacks them over its root and execs
-//! `/init`, the test binary, as PID 1: from there the run is a cold boot's.
+//! feeds the agent in steps: a line (the wall clock, an RNG seed, how many
+//! cpio archives follow, whether it is the last step), then the archives,
+//! which the agent unpacks over its root. After the last it execs `/init`,
+//! the test binary, as PID 1: from there the run is a cold boot's.
 //!
-//! Keyed by everything the guest saw at boot: the kernel image, topology,
-//! memory, accelerator, kernel command line, the agent image and QEMU.
-//! QEMU accepts a different topology of the same vCPU count, `-append` or
-//! `-initrd` silently on restore and ignores them, so the key must hold
-//! them. Made on first use under a lock, in a staging directory renamed
+//! Two levels. A *booted* snapshot (the agent waiting for its first step)
+//! is keyed by everything the guest saw at boot: the kernel image,
+//! topology, memory, accelerator, kernel command line, the agent image and
+//! QEMU. QEMU accepts a different topology of the same vCPU count,
+//! `-append` or `-initrd` silently on restore and ignores them, so the key
+//! must hold them. The first step is the run's cached base image (the test
+//! binary, its libraries, the scheduler): after it the agent says
+//! `unpacked` and waits, and the host saves that guest too, an *unpacked*
+//! snapshot keyed by the booted one and the base image's content. Later
+//! runs of the same test binary restore that one and send only their own
+//! segment: under emulation every byte the guest copies is slow (~40 MB/s
+//! over the port), and a debug test binary is tens of MB.
+//!
+//! Each is made on first use under a lock, in a staging directory renamed
 //! into place whole.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,7 +39,7 @@ use super::memory::RamFiles;
 use super::{initramfs, qemu, qmp, VmSpec};
 
 /// Bump when the agent or the device list changes.
-const FORMAT: &str = "ktstr-snapshot-v1";
+const FORMAT: &str = "ktstr-snapshot-v2";
 /// The agent's virtio-serial port (`/dev/vport0p1` in the guest).
 pub(crate) const AGENT_SOCKET: &str = "agent.sock";
 /// What the agent prints on the console once it waits on its port.
@@ -39,28 +48,42 @@ const READY: &str = "ktstr-agent: ready";
 /// run after every restore: the save waits it out.
 const SETTLE: Duration = Duration::from_millis(2500);
 const STATE: &str = "state";
-/// Snapshots kept; older ones are removed.
-const KEEP: usize = 16;
+/// Booted snapshots kept (one per topology and kernel, ~130 MB each);
+/// older ones are removed.
+const KEEP_BOOTED: usize = 16;
+/// Unpacked snapshots kept (one per test binary, scheduler and topology,
+/// each the pages that differ from its booted one, ~20-60 MB): a suite's
+/// worth.
+const KEEP_UNPACKED: usize = 40;
+/// An unpacked snapshot is only made with this much free in the cache.
+const MIN_FREE: u64 = 4 << 30;
 
 /// PID 1 of the snapshot: mounts what it needs, says it is ready, and
-/// blocks on its port; after a restore it sets the clock, seeds the RNG,
-/// unpacks the run's archives over the root and execs the test binary.
+/// blocks on its port. Each step: set the clock, seed the RNG, unpack the
+/// step's archives, and, unless it was the last, answer `unpacked` and
+/// wait for the next (the host may save the guest there). A read with no
+/// host on the port returns at once (end of file): the agent waits on.
 const AGENT: &str = r#"#!/bin/busybox sh
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+busybox mkdir -p /dev /proc /sys
 busybox mount -t devtmpfs dev /dev
 busybox mount -t proc proc /proc
 busybox mount -t sysfs sys /sys
 while [ ! -e /dev/vport0p1 ]; do busybox sleep 0.01; done
-exec 3</dev/vport0p1
+exec 3<>/dev/vport0p1
 echo "ktstr-agent: ready" > /dev/ttyS0
-read -r now seed archives <&3
-busybox date -s "@$now" > /dev/null
-echo "$seed" > /dev/urandom
 cd /
-i=0
-while [ "$i" -lt "$archives" ]; do
-    busybox cpio -idmu <&3 2> /dev/null || echo "ktstr-agent: cpio $i failed" > /dev/ttyS0
-    i=$((i + 1))
+while :; do
+    until read -r now seed archives last <&3 && [ -n "$last" ]; do busybox usleep 10000; done
+    busybox date -s "@$now" > /dev/null
+    echo "$seed" > /dev/urandom
+    i=0
+    while [ "$i" -lt "$archives" ]; do
+        busybox cpio -idmu <&3 2> /dev/null || echo "ktstr-agent: cpio failed" > /dev/ttyS0
+        i=$((i + 1))
+    done
+    [ "$last" = 1 ] && break
+    echo unpacked >&3
 done
 exec 3<&-
 busybox umount /sys
@@ -75,15 +98,50 @@ pub(crate) struct Snapshot {
     pub key: String,
     pub dir: PathBuf,
     pub nodes: usize,
+    /// For a snapshot with a base image unpacked: the booted snapshot it
+    /// was made from, whose RAM its own lies over (only the pages that
+    /// differ are its own: a few tens of MB rather than ~130).
+    pub over: Option<PathBuf>,
 }
 
 impl Snapshot {
+    fn ram_in(dir: &Path, nodes: usize) -> Vec<PathBuf> {
+        (0..nodes).map(|n| dir.join(format!("ram-node{n}"))).collect()
+    }
+
     fn ram(&self) -> Vec<PathBuf> {
-        (0..self.nodes).map(|n| self.dir.join(format!("ram-node{n}"))).collect()
+        Snapshot::ram_in(&self.dir, self.nodes)
+    }
+
+    /// Its RAM as layers to copy in order.
+    fn ram_layers(&self) -> Vec<Vec<PathBuf>> {
+        self.over.iter().map(|d| Snapshot::ram_in(d, self.nodes)).chain([self.ram()]).collect()
     }
 
     fn state(&self) -> PathBuf {
         self.dir.join(STATE)
+    }
+
+    /// Whether the agent has a base image unpacked (and waits for the
+    /// run's segment) rather than waiting for its first step.
+    pub fn unpacked(&self) -> bool {
+        self.over.is_some()
+    }
+
+    /// The snapshot of this booted guest with `base` unpacked (which may
+    /// not exist yet): base images are named by their content.
+    fn with_base(&self, base: &Path) -> Snapshot {
+        let content = base.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let key = format!("{}-{content}", self.key);
+        let dir = self.dir.with_file_name(&key);
+        Snapshot { key, dir, nodes: self.nodes, over: Some(self.dir.clone()) }
+    }
+
+    /// Marks it (and what it lies over) used now: eviction keeps the newest.
+    fn touch(&self) {
+        for d in [Some(&self.dir), self.over.as_ref()].into_iter().flatten() {
+            let _ = File::open(d).and_then(|d| d.set_modified(std::time::SystemTime::now()));
+        }
     }
 }
 
@@ -124,37 +182,90 @@ fn key(spec: &VmSpec, agent: &Path) -> Result<String> {
     Ok(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes())))
 }
 
-/// The snapshot for `spec`, made now if there is none.
-pub(crate) fn ensure(spec: &VmSpec) -> Result<Snapshot> {
+/// The snapshot to start `spec` from: the one with `base` unpacked if
+/// there is one, else the booted one, made now if there is none.
+pub(crate) fn ensure(spec: &VmSpec, base: &Path) -> Result<Snapshot> {
+    let booted = ensure_booted(spec)?;
+    let unpacked = booted.with_base(base);
+    let snap = if unpacked.state().is_file() { unpacked } else { booted };
+    snap.touch();
+    Ok(snap)
+}
+
+/// The booted snapshot for `spec`, made now if there is none.
+fn ensure_booted(spec: &VmSpec) -> Result<Snapshot> {
     let agent = agent_image().context("the agent's image")?;
     let key = key(spec, &agent)?;
     let root = crate::cache::cache_subdir("snapshots");
     std::fs::create_dir_all(&root)?;
     let nodes = spec.topology.numa_nodes.max(1) as usize;
-    let snap = Snapshot { key: key.clone(), dir: root.join(&key), nodes };
+    let snap = Snapshot { key: key.clone(), dir: root.join(&key), nodes, over: None };
     if snap.state().is_file() {
         return Ok(snap);
     }
     // One maker per key; the others wait and then find it made.
-    let lock = File::create(root.join(format!("{key}.lock")))?;
-    // SAFETY: flock on our own descriptor; released when `lock` closes.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        bail!("locking snapshot {key}: {}", std::io::Error::last_os_error());
-    }
+    let _lock = lock(&root, &key, true)?;
     if snap.state().is_file() {
         return Ok(snap);
     }
+    let staging = staging_dir(&root, &key)?;
+    let made = save(spec, &agent, &Snapshot { dir: staging.clone(), ..snap.clone() });
+    // Layers over an earlier guest of this key (evicted since) would lie
+    // over the wrong RAM now.
+    for child in std::fs::read_dir(&root)?.flatten() {
+        if child.file_name().to_string_lossy().starts_with(&format!("{key}-")) {
+            let _ = std::fs::remove_dir_all(child.path());
+        }
+    }
+    place(made, &staging, &snap)?;
+    Ok(snap)
+}
+
+/// The lock of snapshot `key`, held while it is made: waited for
+/// (`wait`), or `None` if another process holds it. Eviction removes the
+/// lock files of snapshots that are gone, holding them: a lock taken on a
+/// file that is no longer at its path is taken again.
+fn lock(root: &Path, key: &str, wait: bool) -> Result<Option<File>> {
+    use std::os::unix::fs::MetadataExt;
+    let path = root.join(format!("{key}.lock"));
+    loop {
+        let lock = File::create(&path)?;
+        let op = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+        // SAFETY: flock on our own descriptor; released when `lock` closes.
+        if unsafe { libc::flock(lock.as_raw_fd(), op) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if !wait && e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Ok(None);
+            }
+            bail!("locking snapshot {key}: {e}");
+        }
+        if std::fs::metadata(&path).is_ok_and(|m| m.ino() == lock.metadata().map_or(0, |l| l.ino())) {
+            return Ok(Some(lock));
+        }
+    }
+}
+
+/// A fresh staging directory for snapshot `key`, named by this process
+/// (so a dead maker's is recognised and removed).
+fn staging_dir(root: &Path, key: &str) -> Result<PathBuf> {
     let staging = root.join(format!(".{key}.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging)?;
-    let made = save(spec, &agent, &Snapshot { dir: staging.clone(), ..snap.clone() });
+    Ok(staging)
+}
+
+/// Renames a made snapshot into place, or removes what a failed making
+/// left; then keeps the cache within its bounds.
+fn place(made: Result<()>, staging: &Path, snap: &Snapshot) -> Result<()> {
     if let Err(e) = made {
-        let _ = std::fs::remove_dir_all(&staging);
+        let _ = std::fs::remove_dir_all(staging);
         return Err(e);
     }
-    std::fs::rename(&staging, &snap.dir).with_context(|| format!("placing snapshot {}", snap.dir.display()))?;
-    evict(&root);
-    Ok(snap)
+    std::fs::rename(staging, &snap.dir).with_context(|| format!("placing snapshot {}", snap.dir.display()))?;
+    if let Some(root) = snap.dir.parent() {
+        evict(root);
+    }
+    Ok(())
 }
 
 /// The QEMU command of a snapshot's VM, saving (`incoming` false) or
@@ -201,6 +312,9 @@ fn save(spec: &VmSpec, agent: &Path, snap: &Snapshot) -> Result<()> {
     let _ = child.wait();
     drop(ram);
     result?;
+    for p in snap.ram() {
+        super::memory::punch_zero_pages(&p).with_context(|| format!("compacting {}", p.display()))?;
+    }
     tracing::debug!(key = snap.key, ms = started.elapsed().as_millis() as u64, "snapshot saved");
     Ok(())
 }
@@ -219,11 +333,12 @@ pub(crate) struct Restored {
     pub restore_ms: u64,
 }
 
-/// Restores `snap` for `spec` and starts streaming `spec.initrd` (whose
-/// cpio archives number `archives`) to the agent.
-pub(crate) fn restore(spec: &VmSpec, snap: &Snapshot, archives: u32) -> Result<Restored> {
+/// Restores `snap` for `spec` and starts feeding the agent `spec.initrd`,
+/// which is the image `base` followed by the run's segment.
+pub(crate) fn restore(spec: &VmSpec, snap: &Snapshot, base: &Path) -> Result<Restored> {
     let started = Instant::now();
-    let ram = RamFiles::copy_of(&snap.ram()).map_err(anyhow::Error::msg)?;
+    let ram = RamFiles::copy_of(&snap.ram_layers()).map_err(anyhow::Error::msg)?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: RAM copied");
     let mut cmd = command(spec, &ram, true);
     tracing::debug!(?cmd, snapshot = snap.key, "starting QEMU to restore a snapshot");
     let mut child = cmd
@@ -238,37 +353,164 @@ pub(crate) fn restore(spec: &VmSpec, snap: &Snapshot, archives: u32) -> Result<R
         return Err(e.context(format!("restoring snapshot {}", snap.key)));
     }
     let restore_ms = started.elapsed().as_millis() as u64;
-    let sock = spec.run_dir.join(AGENT_SOCKET);
-    let initrd = spec.initrd.clone();
+    tracing::debug!(ms = restore_ms, snapshot = snap.key, "restore: guest running");
+    let feed = Feed {
+        run_dir: spec.run_dir.clone(),
+        initrd: spec.initrd.clone(),
+        base_len: std::fs::metadata(base).with_context(|| format!("reading {}", base.display()))?.len(),
+        // Fed the base, the guest is saved with it unpacked for later runs.
+        save_unpacked: (!snap.unpacked()).then(|| (snap.with_base(base), ram.paths.clone())),
+    };
     let (done, wait) = std::sync::mpsc::channel();
-    let feeder = std::thread::spawn(move || feed(&sock, &initrd, archives, wait));
+    let feeder = std::thread::spawn(move || feed.run(wait));
     Ok(Restored { child, ram, done, feeder, restore_ms })
 }
 
-/// The agent's line, then the run's image, on its port; the port is held
-/// open until `done` is dropped (the VM has ended): a socket closed early
-/// could drop what QEMU has not yet read from it.
-fn feed(sock: &Path, initrd: &Path, archives: u32, done: std::sync::mpsc::Receiver<()>) -> Result<()> {
-    use std::io::Read;
-    let mut s = std::os::unix::net::UnixStream::connect(sock)
-        .with_context(|| format!("connecting to the agent's port {}", sock.display()))?;
+/// What the feeding thread needs.
+struct Feed {
+    run_dir: PathBuf,
+    initrd: PathBuf,
+    /// Where in `initrd` the base image ends and the run's segment begins.
+    base_len: u64,
+    /// For a booted snapshot: the unpacked one to make, and the RAM files
+    /// the restored guest runs on.
+    save_unpacked: Option<(Snapshot, Vec<PathBuf>)>,
+}
+
+impl Feed {
+    /// The steps on the agent's port: the base image unless the snapshot
+    /// has it (then, while the agent waits, the guest may be saved with
+    /// it), then the run's segment. The port is held open until `done` is
+    /// dropped (the VM has ended): a socket closed early could drop what
+    /// QEMU has not yet read from it.
+    fn run(self, done: std::sync::mpsc::Receiver<()>) -> Result<()> {
+        let sock = self.run_dir.join(AGENT_SOCKET);
+        let mut s = std::os::unix::net::UnixStream::connect(&sock)
+            .with_context(|| format!("connecting to the agent's port {}", sock.display()))?;
+        let mut img = File::open(&self.initrd).with_context(|| format!("reading {}", self.initrd.display()))?;
+        let started = Instant::now();
+        if let Some((unpacked, ram)) = &self.save_unpacked {
+            step(&mut s, (&mut img).take(self.base_len), false).context("feeding the agent the base image")?;
+            wait_unpacked(&s)?;
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: base image unpacked");
+            if let Err(e) = save_unpacked(&self.run_dir, unpacked, ram) {
+                tracing::warn!("the guest with its base image unpacked was not saved: {e:#}");
+            }
+        } else {
+            std::io::Seek::seek(&mut img, std::io::SeekFrom::Start(self.base_len))?;
+        }
+        step(&mut s, img, true).context("feeding the agent the run's segment")?;
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "restore: image fed");
+        let _ = done.recv();
+        Ok(())
+    }
+}
+
+/// One step: the agent's line (the clock, an RNG seed, one archive,
+/// whether it is the last step), then the archive.
+fn step(s: &mut std::os::unix::net::UnixStream, mut archive: impl std::io::Read, last: bool) -> Result<()> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let mut seed = [0u8; 32];
     File::open("/dev/urandom")?.read_exact(&mut seed)?;
     let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
-    writeln!(s, "{now} {hex} {archives}")?;
-    let mut img = File::open(initrd).with_context(|| format!("reading {}", initrd.display()))?;
-    std::io::copy(&mut img, &mut s).context("streaming the image to the agent")?;
+    writeln!(s, "{now} {hex} 1 {}", u8::from(last))?;
+    std::io::copy(&mut archive, s)?;
     s.flush()?;
-    let _ = done.recv();
     Ok(())
 }
 
-/// Keeps the newest [`KEEP`] snapshots.
+/// Waits for the agent's `unpacked` (it waits for its next step then).
+fn wait_unpacked(s: &std::os::unix::net::UnixStream) -> Result<()> {
+    // Generous: unpacking is the guest copying the image, slow under TCG.
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(s).take(64), &mut line)
+        .context("waiting for the agent to unpack the base image")?;
+    anyhow::ensure!(line.trim() == "unpacked", "the agent answered {line:?}, not `unpacked`");
+    Ok(())
+}
+
+/// Saves the running guest as `snap` (its agent waiting with the base
+/// image unpacked): device state through QMP, RAM copied from `ram` while
+/// the guest is stopped; then it runs on. Made by one process at a time;
+/// if another is making it, this one does not wait.
+fn save_unpacked(run_dir: &Path, snap: &Snapshot, ram: &[PathBuf]) -> Result<()> {
+    let started = Instant::now();
+    let root = snap.dir.parent().context("snapshot directory")?;
+    let free = free_bytes(root);
+    if free < MIN_FREE {
+        bail!("{} has {} MiB free, fewer than the {} MiB kept spare", root.display(), free >> 20, MIN_FREE >> 20);
+    }
+    let Some(_lock) = lock(root, &snap.key, false)? else { return Ok(()) };
+    if snap.state().is_file() {
+        return Ok(());
+    }
+    let staging = staging_dir(root, &snap.key)?;
+    let target = Snapshot { dir: staging.clone(), ..snap.clone() };
+    let under = snap.ram_layers().remove(0);
+    let made = qmp::save_state_then_continue(&run_dir.join(qmp::SOCKET), &target.state(), || {
+        for ((from, to), under) in ram.iter().zip(target.ram()).zip(&under) {
+            File::create(&to)?.set_len(std::fs::metadata(from)?.len())?;
+            super::memory::sparse_copy(from, &to, Some(under))
+                .with_context(|| format!("copying {}", from.display()))?;
+        }
+        Ok(())
+    });
+    place(made, &staging, snap)?;
+    tracing::debug!(key = snap.key, ms = started.elapsed().as_millis() as u64, "snapshot saved, base unpacked");
+    Ok(())
+}
+
+/// Keeps the newest [`KEEP_BOOTED`] booted and [`KEEP_UNPACKED`] unpacked
+/// snapshots, and removes the staging directories of makers that died.
 fn evict(root: &Path) {
     let Ok(rd) = std::fs::read_dir(root) else { return };
-    let snapshots = rd.flatten().map(|e| e.path()).filter(|p| p.join(STATE).is_file());
-    crate::cache::keep_newest(snapshots, KEEP, |d| {
+    let (mut booted, mut unpacked) = (Vec::new(), Vec::new());
+    for path in rd.flatten().map(|e| e.path()) {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if path.join(STATE).is_file() {
+            if name.contains('-') { &mut unpacked } else { &mut booted }.push(path);
+        } else if let Some(pid) = name.strip_prefix('.').and_then(|n| n.rsplit('.').next()?.parse::<i32>().ok()) {
+            if !crate::cache::process_alive(pid) {
+                tracing::debug!(dir = %path.display(), "removing a dead maker's staging directory");
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+    }
+    let remove = |d: &Path| {
         let _ = std::fs::remove_dir_all(d);
+    };
+    crate::cache::keep_newest(booted.into_iter(), KEEP_BOOTED, remove);
+    // One whose booted snapshot is gone is of no use: its RAM is a layer.
+    let (orphans, unpacked): (Vec<_>, Vec<_>) = unpacked.into_iter().partition(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let booted = name.split('-').next().unwrap_or_default();
+        !root.join(booted).join(STATE).is_file()
     });
+    orphans.iter().for_each(|p| remove(p));
+    crate::cache::keep_newest(unpacked.into_iter(), KEEP_UNPACKED, remove);
+    remove_unused_locks(root);
+}
+
+/// Removes the lock files of snapshots that are gone, each while holding
+/// it (nobody is making that snapshot then).
+fn remove_unused_locks(root: &Path) {
+    let Ok(rd) = std::fs::read_dir(root) else { return };
+    for entry in rd.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(key) = name.strip_suffix(".lock") else { continue };
+        if root.join(key).exists() {
+            continue;
+        }
+        if let Ok(Some(_held)) = lock(root, key, false) {
+            if !root.join(key).exists() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Free bytes on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> u64 {
+    nix::sys::statvfs::statvfs(dir).map_or(0, |s| s.blocks_available() * s.fragment_size())
 }
