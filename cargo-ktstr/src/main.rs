@@ -29,6 +29,7 @@ Environment:
   KTSTR_CACHE_DIR=DIR        kernels and initramfs images (default ~/.cache/ktstr)
   KTSTR_OUTPUT_DIR=DIR       stats sidecars and failure dumps (default <target>/ktstr)
   KTSTR_SNAPSHOT=0           boot every VM instead of starting it from a snapshot of a booted guest
+  KTSTR_SLOT_WAIT_S=SECS     how long a VM waits for free host CPU slots (default 3600)
 
 Troubleshooting: docs/troubleshooting.md (every environment error, with its fix)."
 )]

@@ -12,9 +12,16 @@ use crate::monitor::verdict as monitor_verdict;
 use crate::outcome::{RunOutcome, StageReached};
 use crate::vm::VmExit;
 
+/// How a [`Reason::Harness`] line starts: what tools reading reports
+/// (the matrix) key on.
+pub const HARNESS_FAULT: &str = "harness or host fault, not the scheduler's: ";
+
 /// Why a run failed: one value per detail line under the report's header.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reason {
+    /// A fault of the harness or the host, not the scheduler's: its cause.
+    /// Always the first line when present.
+    Harness(String),
     /// The wall-clock limit killed QEMU.
     TimedOut { limit: Duration, stage: StageReached },
     /// Init sent nothing before the boot deadline.
@@ -52,6 +59,7 @@ impl fmt::Display for Reason {
                 "guest boot stalled: init sent nothing within {:.1}s (stage reached: {stage}); QEMU was killed",
                 deadline.as_secs_f64()
             ),
+            Reason::Harness(cause) => write!(f, "{HARNESS_FAULT}{cause}"),
             Reason::KernelPanic(p) => write!(f, "guest kernel panicked: {p}"),
             Reason::Guest(m) | Reason::Test(m) | Reason::Check(m) | Reason::Monitor(m) => f.write_str(m),
             Reason::SchedulerDied { at_ms: Some(ms), .. } => {
@@ -96,15 +104,51 @@ impl Verdict {
     }
 }
 
+/// What in `o` is the harness's or the host's doing rather than the
+/// scheduler's: QEMU killed from outside, QEMU failing before the guest
+/// ran, a guest that never reached init or stopped talking before its
+/// scheduler started, a kernel that panicked before init.
+pub fn harness_fault(o: &RunOutcome) -> Option<String> {
+    let before_init = matches!(o.stage, StageReached::KernelDidNotBoot | StageReached::InitDidNotStart);
+    let before_scheduler = before_init || o.stage == StageReached::PayloadDidNotStart;
+    let qemu_said = || o.vm.qemu_log.lines().rev().find(|l| !l.trim().is_empty()).map(str::trim);
+    match o.vm.exit {
+        VmExit::Killed { signal } => {
+            return Some(format!(
+                "QEMU was killed by {} from outside ktstr (stage reached: {}): the host's OOM killer or a user",
+                crate::vm::signal_name(signal),
+                o.stage
+            ))
+        }
+        VmExit::Exited { code: Some(c) } if c != 0 && before_init => {
+            let said = qemu_said().map(|l| format!(": {l}")).unwrap_or_default();
+            return Some(format!("QEMU exited with code {c} before the guest kernel ran init{said}"));
+        }
+        VmExit::BootStalled { deadline } => {
+            return Some(format!(
+                "the guest said nothing within {:.1}s of starting, twice (stage reached: {})",
+                deadline.as_secs_f64(),
+                o.stage
+            ))
+        }
+        VmExit::TimedOut { .. } if before_scheduler && o.sched_exit.is_none() => {
+            return Some(format!("the guest stopped talking before its scheduler started (stage reached: {})", o.stage))
+        }
+        _ => {}
+    }
+    let panic = o.kernel_crash.as_ref().and_then(|k| k.panic.as_ref()).filter(|_| before_init)?;
+    Some(format!("the guest kernel panicked before init started, for reasons of its own: {panic}"))
+}
+
 /// Holds `o` to `checks`: the VM's fate, the guest's errors, the
 /// scheduler's death, the test's verdict, the workers' thresholds and the
 /// monitor's, in the order the report prints them.
 pub fn judge(o: &RunOutcome, checks: &Checks) -> Verdict {
-    let mut why = Vec::new();
+    let mut why: Vec<Reason> = harness_fault(o).into_iter().map(Reason::Harness).collect();
     match o.vm.exit {
         VmExit::TimedOut { limit } => why.push(Reason::TimedOut { limit, stage: o.stage }),
         VmExit::BootStalled { deadline } => why.push(Reason::BootStalled { deadline, stage: o.stage }),
-        VmExit::Exited { .. } => {}
+        VmExit::Exited { .. } | VmExit::Killed { .. } => {}
     }
     if let Some(p) = o.kernel_crash.as_ref().and_then(|k| k.panic.as_ref()) {
         why.push(Reason::KernelPanic(p.clone()));

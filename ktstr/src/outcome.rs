@@ -72,7 +72,7 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// Reads the run's messages and console (the monitor's report, when
     /// it watched, is set by the caller).
-    pub(crate) fn from_vm(vm: VmOutput) -> Self {
+    pub fn from_vm(vm: VmOutput) -> Self {
         let mut o = RunOutcome {
             stage: StageReached::KernelDidNotBoot,
             kernel_release: None,

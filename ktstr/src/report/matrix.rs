@@ -76,6 +76,8 @@ pub fn classify(s: &StatsSidecar) -> Cell {
     let complaint = config_complaint(&s.scheduler_log_tail);
     let fault = if s.bug_summary.is_some() {
         Fault::Scheduler
+    } else if first.starts_with(crate::judge::HARNESS_FAULT) {
+        Fault::Harness
     } else if s.stage == "scheduler did not attach" && complaint.is_some() {
         Fault::Config
     } else if s.stage == "scheduler did not attach" || s.stats.is_some() {

@@ -128,7 +128,7 @@ pub fn render(header: &ReportHeader, o: &RunOutcome, verdict: &Verdict, verbose:
             }
             None => {}
         }
-        if let Some(fault) = &o.vm.emulator_retry {
+        if let Some(fault) = &o.vm.retried_after {
             let _ = writeln!(s, "rerun once: {fault}");
         }
         if o.vm.boot_retries > 0 {

@@ -217,11 +217,16 @@ fn run_on(
 ) -> Result<RunOutcome, KtstrFailure> {
     let header = header(entry);
     let setup_fail = |stage: &'static str, err: anyhow::Error| {
-        let reason = format!("{err:#}");
+        // The host's own trouble leads, labelled, before the error itself.
+        let reasons: Vec<String> = vm::host_fault(&err)
+            .map(|cause| format!("{}{cause}", crate::judge::HARNESS_FAULT))
+            .into_iter()
+            .chain([format!("{err:#}")])
+            .collect();
         KtstrFailure {
             stage: FailedAt::Setup(stage),
-            report: report::render_setup_failure(&header, stage, &reason),
-            reasons: vec![reason],
+            report: report::render_setup_failure(&header, stage, &reasons.join("\n")),
+            reasons,
             outcome: None,
             verdict: None,
             run_dir: None,
@@ -335,15 +340,18 @@ fn run_repro(entry: &KtstrTestEntry, opts: &RunOptions, kernel: &KernelImage, pl
     }
 }
 
-/// A VM run, rerun once if QEMU's TCG ran stale code (see
-/// [`crate::crash::KernelCrash::stale_int3`]): an emulator fault, not the
-/// scheduler's, that would otherwise fail a test at random.
+/// A VM run, rerun once after a fault that is not the guest's and that a
+/// rerun can get past: QEMU killed from outside (the host's OOM killer, a
+/// user), or QEMU's TCG running stale code (see
+/// [`crate::crash::KernelCrash::stale_int3`]), which would otherwise fail
+/// a test at random.
 fn run_vm(spec: &VmSpec, observer: &mut dyn vm::VmObserver) -> anyhow::Result<vm::VmOutput> {
-    if spec.accel == Accel::Kvm {
-        return vm::run_observed(spec, observer);
-    }
+    let tcg = spec.accel != Accel::Kvm;
     vm::run_retrying(spec, observer, |out| {
-        let k = crate::crash::kernel_crash(&out.console)?;
+        if let vm::VmExit::Killed { signal } = out.exit {
+            return Some(format!("QEMU was killed by {} from outside ktstr", vm::signal_name(signal)));
+        }
+        let k = crate::crash::kernel_crash(&out.console).filter(|_| tcg)?;
         k.stale_int3().map(|s| format!("the guest kernel hit QEMU TCG's stale-code fault: {s}"))
     })
 }

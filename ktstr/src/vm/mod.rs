@@ -98,6 +98,9 @@ impl VmSpec {
 pub enum VmExit {
     /// QEMU exited by itself (the guest powered off, or panicked).
     Exited { code: Option<i32> },
+    /// QEMU died of a signal ktstr did not send (the host's OOM killer, a
+    /// user): a host fault, never the scheduler's.
+    Killed { signal: i32 },
     /// The wall-clock limit ran out and QEMU was killed.
     TimedOut { limit: Duration },
     /// No channel output by the boot deadline; QEMU was killed.
@@ -109,12 +112,18 @@ impl std::fmt::Display for VmExit {
         match self {
             VmExit::Exited { code: Some(c) } => write!(f, "QEMU exited with code {c}"),
             VmExit::Exited { code: None } => write!(f, "QEMU was killed by a signal"),
+            VmExit::Killed { signal } => write!(f, "QEMU was killed by signal {signal} ({})", signal_name(*signal)),
             VmExit::TimedOut { limit } => write!(f, "QEMU killed at the {}s wall-clock limit", limit.as_secs()),
             VmExit::BootStalled { deadline } => {
                 write!(f, "QEMU killed: no word from init within {:.1}s", deadline.as_secs_f64())
             }
         }
     }
+}
+
+/// A signal's name (`SIGKILL`), or `signal N`.
+pub fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
 }
 
 /// Everything a VM run produced.
@@ -134,9 +143,10 @@ pub struct VmOutput {
     /// stopped a hung guest (`Err`: why they could not be read; `None`:
     /// the VM ended by itself).
     pub vcpu_registers: Option<Result<Vec<qmp::VcpuRegisters>, String>>,
-    /// The emulator fault a first run hit, when this is its rerun
-    /// (see [`run_retrying`]).
-    pub emulator_retry: Option<String>,
+    /// The fault a first run hit that was not the guest's (QEMU killed
+    /// from outside, an emulator fault), when this is its rerun (see
+    /// [`run_retrying`]).
+    pub retried_after: Option<String>,
     /// How the VM started: `started from snapshot <key>`, or `booted
     /// cold: <why>`.
     pub start: String,
@@ -153,6 +163,37 @@ pub(crate) trait VmObserver {
     fn on_message(&mut self, _msg: &GuestMessage, _at: Duration) {}
     /// One tick of the wait loop: the guest's RAM, or why it cannot be read.
     fn on_tick(&mut self, _mem: Result<&GuestMemory, &str>, _at: Duration) {}
+}
+
+/// A fault of the host, not of the guest or the test: the cause, in words
+/// (the report labels it so).
+#[derive(Debug)]
+pub struct HostFault(pub String);
+
+impl std::fmt::Display for HostFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostFault {}
+
+/// The host's fault in `err`, if it is one: a [`HostFault`], or the host
+/// out of disk space or memory somewhere in its chain.
+pub fn host_fault(err: &anyhow::Error) -> Option<String> {
+    if let Some(h) = err.downcast_ref::<HostFault>() {
+        return Some(h.0.clone());
+    }
+    err.chain().filter_map(|e| e.downcast_ref::<std::io::Error>()).find_map(|io| match io.raw_os_error()? {
+        libc::ENOSPC | libc::EDQUOT => Some(format!("the host is out of disk space ({io})")),
+        libc::ENOMEM => Some(format!("the host is out of memory ({io})")),
+        _ => None,
+    })
+}
+
+/// How long a VM waits for host CPU slots: `KTSTR_SLOT_WAIT_S`, else an hour.
+fn slot_wait() -> Duration {
+    Duration::from_secs(std::env::var("KTSTR_SLOT_WAIT_S").ok().and_then(|v| v.parse().ok()).unwrap_or(3600))
 }
 
 /// Watches nothing.
@@ -173,7 +214,7 @@ pub fn run(spec: &VmSpec) -> anyhow::Result<VmOutput> {
 pub(crate) fn run_observed(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyhow::Result<VmOutput> {
     std::fs::create_dir_all(&spec.run_dir)?;
     let want = spec.accel.host_threads(spec.topology.cpus());
-    let _slots = slots::acquire(want, host_cpus(), Duration::from_secs(3600))?;
+    let _slots = slots::acquire(want, host_cpus(), slot_wait())?;
     let mut start = StartFrom::new(spec);
     let (mut exit, mut wall, mut regs) = boot_once(spec, observer, &mut start)?;
     let mut boot_retries = 0;
@@ -196,22 +237,22 @@ pub(crate) fn run_observed(spec: &VmSpec, observer: &mut dyn VmObserver) -> anyh
 /// The vCPUs' registers of a run stopped at its limit (see [`VmOutput`]).
 type Registers = Option<Result<Vec<qmp::VcpuRegisters>, String>>;
 
-/// [`run`], and once more when `emulator_fault` finds in the output a
-/// fault of the emulator rather than of the guest (the caller knows what
-/// such a fault looks like); the first console is kept beside the new one
+/// [`run`], and once more when `rerun_for` finds in the output a fault
+/// of the emulator or the host rather than of the guest (the caller knows
+/// what such a fault looks like); the first console is kept beside the new one
 /// and the output says what was retried.
 pub(crate) fn run_retrying(
     spec: &VmSpec,
     observer: &mut dyn VmObserver,
-    emulator_fault: impl Fn(&VmOutput) -> Option<String>,
+    rerun_for: impl Fn(&VmOutput) -> Option<String>,
 ) -> anyhow::Result<VmOutput> {
     let first = run_observed(spec, observer)?;
-    let Some(fault) = emulator_fault(&first) else { return Ok(first) };
+    let Some(fault) = rerun_for(&first) else { return Ok(first) };
     eprintln!("ktstr: {fault}; rerunning the VM once ({})", spec.run_dir.display());
     let console = spec.run_dir.join(qemu::CONSOLE_LOG);
-    let _ = std::fs::rename(&console, console.with_extension("emulator-fault.log"));
+    let _ = std::fs::rename(&console, console.with_extension("first-run.log"));
     let mut again = run_observed(spec, observer)?;
-    again.emulator_retry = Some(fault);
+    again.retried_after = Some(fault);
     Ok(again)
 }
 
@@ -323,7 +364,11 @@ fn boot_once(
     let exit = loop {
         if let Some(status) = child.try_wait()? {
             tracing::debug!(ms = started.elapsed().as_millis() as u64, "QEMU exited");
-            break VmExit::Exited { code: status.code() };
+            use std::os::unix::process::ExitStatusExt;
+            break match status.signal() {
+                Some(signal) => VmExit::Killed { signal },
+                None => VmExit::Exited { code: status.code() },
+            };
         }
         let elapsed = started.elapsed();
         for msg in tail.poll(&channel) {
@@ -412,7 +457,7 @@ impl VmOutput {
             wall,
             boot_retries: 0,
             vcpu_registers: None,
-            emulator_retry: None,
+            retried_after: None,
             start: String::new(),
         }
     }

@@ -27,12 +27,12 @@ fn acquire_in(dir: &Path, want: u32, total: u32, wait_limit: Duration) -> anyhow
     let started = Instant::now();
     let _waited = Waited { started, want, total };
     let timed_out = || {
-        anyhow::anyhow!(
+        anyhow::Error::new(super::HostFault(format!(
             "waited {}s for {want} of {total} host CPU slots in {}: other ktstr VMs hold them \
-             (a stuck qemu? see `ps -C qemu-system-x86_64`)",
+             (a stuck qemu? see `ps -C qemu-system-x86_64`; KTSTR_SLOT_WAIT_S sets the wait)",
             wait_limit.as_secs(),
             dir.display()
-        )
+        )))
     };
     let _turnstile = loop {
         if let Some(lock) = try_lock(&dir.join("turnstile.lock"))? {
