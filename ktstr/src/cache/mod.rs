@@ -39,6 +39,26 @@ pub(crate) fn process_alive(pid: i32) -> bool {
         .map_or_else(|e| e != nix::errno::Errno::ESRCH, |_| true)
 }
 
+/// Removes the entries of `dir` that a process which died without
+/// cleaning up (a killed test run) left: those whose name `owner` maps to
+/// a process that no longer exists. Returns what it removed.
+pub(crate) fn remove_dead_owned(dir: &Path, owner: impl Fn(&str) -> Option<i32>) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut removed = Vec::new();
+    for entry in rd.flatten() {
+        let Some(pid) = owner(&entry.file_name().to_string_lossy()) else { continue };
+        if pid == std::process::id() as i32 || process_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        if gone.is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 /// A regular file anyone may execute.
 pub(crate) fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -46,3 +66,30 @@ pub(crate) fn is_executable(p: &Path) -> bool {
 }
 
 pub mod schedulers;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_dead_processes_left_is_removed() {
+        let dir = std::env::temp_dir().join(format!("ktstr-dead-owned-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A process that has ended: its pid is free.
+        let mut done = std::process::Command::new("true").spawn().unwrap();
+        let dead = done.id();
+        done.wait().unwrap();
+        let me = std::process::id();
+        for name in [format!("f-{dead}"), format!("f-{me}"), "f-x".to_string()] {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        std::fs::create_dir_all(dir.join(format!("d-{dead}")).join("inner")).unwrap();
+        let removed = remove_dead_owned(&dir, |n| n.split('-').nth(1)?.parse().ok());
+        let mut names: Vec<String> =
+            removed.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names, [format!("d-{dead}"), format!("f-{dead}")]);
+        assert!(dir.join(format!("f-{me}")).exists() && dir.join("f-x").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -51,6 +51,13 @@ pub(super) fn prepare(
     kernel: &KernelImage,
     purpose: Purpose,
 ) -> Result<VmSpec, StepError> {
+    // Once per process: what killed runs left is removed, and said.
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        for path in vm::sweep_killed_runs() {
+            eprintln!("ktstr: removed what a killed run left: {}", path.display());
+        }
+    });
     let sched = scheduler(entry, opts, kernel)?;
     let (probes, shell, busybox) = match purpose {
         Purpose::Test => (None, None, None),

@@ -278,6 +278,12 @@ fn dynamic_deps(data: &[u8]) -> anyhow::Result<(Option<String>, Vec<String>)> {
     Ok((interp, needed))
 }
 
+/// Images a killed run was writing (`.<pid>.tmp`).
+pub(crate) fn remove_stale() -> Vec<PathBuf> {
+    let dir = crate::cache::cache_subdir("initramfs");
+    crate::cache::remove_dead_owned(&dir, |n| n.strip_prefix('.')?.strip_suffix(".tmp")?.parse().ok())
+}
+
 fn evict_old(dir: &Path) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     let images = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "cpio"));

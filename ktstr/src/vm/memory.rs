@@ -33,7 +33,7 @@ impl RamFiles {
     /// Creates (sparse) backing files of `node_mb` MiB each. Fails, with a
     /// reason for the monitor's block, when /dev/shm cannot hold them.
     pub fn create(node_mb: &[u32]) -> Result<RamFiles, String> {
-        remove_stale();
+        let _ = remove_stale();
         let sizes: Vec<u64> = node_mb.iter().map(|mb| u64::from(*mb) << 20).collect();
         let total: u64 = sizes.iter().sum();
         let free = nix::sys::statvfs::statvfs(SHM)
@@ -211,17 +211,8 @@ pub(crate) fn punch_zero_pages(path: &Path) -> std::io::Result<()> {
 
 /// Backing files left by host processes that died without cleaning up
 /// (killed test runs): removed, so /dev/shm does not fill up over time.
-fn remove_stale() {
-    let Ok(dir) = std::fs::read_dir(SHM) else { return };
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(PREFIX).and_then(|r| r.split('-').next()?.parse::<i32>().ok()) else {
-            continue;
-        };
-        if !crate::cache::process_alive(pid) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
+pub(crate) fn remove_stale() -> Vec<PathBuf> {
+    crate::cache::remove_dead_owned(Path::new(SHM), |name| name.strip_prefix(PREFIX)?.split('-').next()?.parse().ok())
 }
 
 /// One read-only shared mapping of a backing file.

@@ -165,6 +165,17 @@ pub(crate) trait VmObserver {
     fn on_tick(&mut self, _mem: Result<&GuestMemory, &str>, _at: Duration) {}
 }
 
+/// Removes what test runs killed mid-run left behind (their RAM files in
+/// /dev/shm, an image or a snapshot half made) and returns it. Their QEMU
+/// died with them (see [`qemu::command`]); their locks died with them too
+/// (flock).
+pub fn sweep_killed_runs() -> Vec<std::path::PathBuf> {
+    let mut removed = memory::remove_stale();
+    removed.extend(initramfs::remove_stale());
+    removed.extend(snapshot::remove_stale());
+    removed
+}
+
 /// A fault of the host, not of the guest or the test: the cause, in words
 /// (the report labels it so).
 #[derive(Debug)]

@@ -17,6 +17,17 @@ pub(crate) const QEMU_LOG: &str = "qemu.log";
 /// (shared, so the host can read it while the guest runs).
 pub fn command(spec: &VmSpec, ram: Option<&RamFiles>) -> Command {
     let mut cmd = Command::new(QEMU);
+    // QEMU dies with the thread that started it: a test process killed
+    // mid-run (SIGKILL, a CI timeout) leaves no VM behind.
+    // SAFETY: prctl(2) is async-signal-safe and touches only the child.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
     let t = &spec.topology;
     let machine = match ram {
         // One node: the machine's RAM is the backend itself. The split

@@ -470,13 +470,9 @@ fn evict(root: &Path) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if path.join(STATE).is_file() {
             if name.contains('-') { &mut unpacked } else { &mut booted }.push(path);
-        } else if let Some(pid) = name.strip_prefix('.').and_then(|n| n.rsplit('.').next()?.parse::<i32>().ok()) {
-            if !crate::cache::process_alive(pid) {
-                tracing::debug!(dir = %path.display(), "removing a dead maker's staging directory");
-                let _ = std::fs::remove_dir_all(&path);
-            }
         }
     }
+    let _ = remove_stale();
     let remove = |d: &Path| {
         let _ = std::fs::remove_dir_all(d);
     };
@@ -508,6 +504,12 @@ fn remove_unused_locks(root: &Path) {
             }
         }
     }
+}
+
+/// The staging directories (`.<key>.<pid>`) of makers that died.
+pub(crate) fn remove_stale() -> Vec<PathBuf> {
+    let root = crate::cache::cache_subdir("snapshots");
+    crate::cache::remove_dead_owned(&root, |n| n.strip_prefix('.')?.rsplit('.').next()?.parse().ok())
 }
 
 /// Free bytes on the file system holding `dir`.

@@ -1,0 +1,70 @@
+//! A test process killed mid-run (SIGKILL: a CI timeout, a user) leaves
+//! nothing behind: its QEMU dies with it, and the next run removes its
+//! RAM files from /dev/shm and says so.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ktstr::prelude::*;
+
+#[ktstr_test(cores = 1)]
+#[ignore = "the VM half of a_killed_run_leaves_nothing_behind"]
+fn payload_long(_ctx: &Ctx) -> Result<AssertResult> {
+    std::thread::sleep(Duration::from_secs(30));
+    Ok(AssertResult::pass())
+}
+
+fn this_binary(test: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("this test binary"));
+    cmd.args(["--exact", test, "--ignored", "--nocapture"]);
+    cmd
+}
+
+/// The pid of a QEMU whose parent is `parent`.
+fn qemu_of(parent: u32) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse::<u32>().ok()?;
+        (stat.contains("(qemu-system-x86") && ppid == parent).then_some(pid)
+    })
+}
+
+fn ram_files_of(pid: u32) -> Vec<String> {
+    let prefix = format!("ktstr-ram-{pid}-");
+    let names = std::fs::read_dir("/dev/shm").map(|rd| rd.flatten().collect::<Vec<_>>()).unwrap_or_default();
+    names.iter().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&prefix)).collect()
+}
+
+#[test]
+fn a_killed_run_leaves_nothing_behind() {
+    let mut child = this_binary("payload_long").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let qemu = loop {
+        if let Some(q) = qemu_of(child.id()) {
+            break q;
+        }
+        assert!(Instant::now() < deadline, "the payload's QEMU never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let left = ram_files_of(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Its QEMU dies with it.
+    let gone = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{qemu}")).exists() {
+        assert!(Instant::now() < gone, "QEMU {qemu} outlived its killed test process");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("the killed run left in /dev/shm: {left:?}");
+    assert!(!left.is_empty(), "the killed run had no RAM files (the monitor reads guest RAM from them)");
+
+    // The next run's sweep (each run does it once, and says what it
+    // removed) leaves none of it; another test process of the suite may
+    // have swept first.
+    let next = ktstr::vm::sweep_killed_runs();
+    eprintln!("swept: {next:?}");
+    assert!(ram_files_of(child.id()).is_empty(), "left behind: {:?}", ram_files_of(child.id()));
+}
