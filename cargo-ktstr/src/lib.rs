@@ -4,6 +4,7 @@
 //! writes and `replay` reads.
 
 pub mod doctor_cmd;
+pub mod flake_cmd;
 pub mod kernel_cmd;
 pub mod matrix_cmd;
 pub mod replay_cmd;

@@ -1,6 +1,6 @@
 //! `cargo ktstr`: runs ktstr tests and manages guest kernels.
 
-use cargo_ktstr::{doctor_cmd, kernel_cmd, matrix_cmd, replay_cmd, sched_cmd, shell_cmd, test_cmd};
+use cargo_ktstr::{doctor_cmd, flake_cmd, kernel_cmd, matrix_cmd, replay_cmd, sched_cmd, shell_cmd, test_cmd};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -42,6 +42,18 @@ struct Cli {
 enum Cmd {
     /// Check this host (QEMU, KVM or TCG and why, clang, nextest, kernel, disk) and say what to fix.
     Doctor(doctor_cmd::DoctorArgs),
+    /// Run chosen tests N times each and count passes, retried passes and failures
+    ///
+    /// Runs the tests a nextest filterset picks through `cargo nextest run
+    /// --stress-count N` with the `ci` profile (one retry), and prints per
+    /// test how many runs passed at once, passed only on their retry, and
+    /// failed. Exits non-zero if any run needed a retry or failed.
+    ///
+    /// Examples:
+    ///   cargo ktstr flake --runs 100 'test(=boots_and_schedules) | test(=crash_regression)'
+    ///   cargo ktstr flake --runs 20 'package(scx-ktstr) & test(/gate/)'
+    #[command(verbatim_doc_comment)]
+    Flake(flake_cmd::FlakeArgs),
     /// Download, list and inspect guest kernels.
     Kernel(kernel_cmd::KernelArgs),
     /// Print the last scheduler × scenario matrix run as a table (--markdown FILE: also write it)
@@ -138,6 +150,7 @@ fn main() {
         Cmd::Kernel(args) => kernel_cmd::run(args),
         Cmd::Matrix(args) => matrix_cmd::run(args),
         Cmd::Replay(args) => replay_cmd::run(args),
+        Cmd::Flake(args) => flake_cmd::run(args),
         Cmd::Sched(args) => sched_cmd::run(args),
         Cmd::Setup(args) => ktstr_setup::run(args),
         Cmd::Shell(args) => shell_cmd::run(args),
