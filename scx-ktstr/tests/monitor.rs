@@ -88,12 +88,16 @@ fn median(mut v: Vec<u64>) -> u64 {
 }
 
 /// Cross-checks, with their tolerances:
-/// - nr_running, while SPINNERS spinners run: the fewest tasks the host
-///   saw (its sum over CPUs of `rq.nr_running`) is SPINNERS, and so is
-///   the fewest the guest saw (/proc/loadavg, less the reader, running
-///   while it reads). Other guest threads (the reader between readings,
-///   the scheduler's loader, init's watchers) wake now and then and wait
-///   behind the spinners: the medians agree within 1 task.
+/// - nr_running, while SPINNERS spinners run: the fewest tasks the guest
+///   saw (/proc/loadavg, less the reader, running while it reads) is
+///   SPINNERS; the host's sum over CPUs of `rq.nr_running` is SPINNERS
+///   at least in its median, and never fewer than SPINNERS - 1: the host
+///   reads one CPU's run queue after another while the guest runs, so a
+///   spinner moving between CPUs (off one queue, not yet on the other)
+///   can be missed in one sample (one CI run saw a 2 among 3s and 4s).
+///   Other guest threads (the reader between readings, the scheduler's
+///   loader, init's watchers) wake now and then and wait behind the
+///   spinners: the medians agree within 1 task.
 /// - cumulative counters, read by the guest once after the workload in
 ///   a quiet second: SCX events (/sys/kernel/sched_ext/root/events),
 ///   schedstat per CPU (/proc/schedstat: sched_goidle, ttwu_count,
@@ -118,7 +122,8 @@ fn monitor_figures_match_the_kernels_own() {
     eprintln!("nr_running sums: host {host:?}\nguest /proc/loadavg: {guest:?}");
     assert!(!host.is_empty() && !guest.is_empty());
     let n = SPINNERS as u64;
-    assert_eq!(host.iter().min(), Some(&n), "host: fewest tasks over CPUs");
+    assert!(host.iter().min() >= Some(&(n - 1)), "host: fewest tasks over CPUs, less one in flight: {host:?}");
+    assert!(median(host.clone()) >= n, "host: median tasks over CPUs: {host:?}");
     assert_eq!(guest.iter().min().map(|g| g - 1), Some(n), "guest: fewest in /proc/loadavg less its reader");
     let (mh, mg) = (median(host.clone()), median(guest.clone()) - 1);
     assert!(mh.abs_diff(mg) <= 1, "medians: host {mh}, guest less its reader {mg}");
