@@ -69,6 +69,12 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Entry points for the fuzz targets under `fuzz/` (see docs/fuzzing.md)
+/// that the public API keeps crate-private; not a stable API. Each is a
+/// thin wrapper: the targets exercise the code the host really runs.
+#[doc(hidden)]
+pub mod fuzz_api;
+
 /// Used by `#[ktstr_test]` expansions; not a stable API.
 #[doc(hidden)]
 pub mod __private {

@@ -26,14 +26,47 @@ const PRESENT: u64 = 1;
 const HUGE: u64 = 1 << 7;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
-pub(crate) struct Kmem<'m> {
-    pub mem: &'m GuestMemory,
+/// Guest-physical memory as the walk reads it: the guest's RAM
+/// ([`GuestMemory`]), or RAM from address 0 held in a buffer (the unit
+/// tests and the fuzz targets, which have no VM).
+pub(crate) trait PhysMem {
+    /// Copies `buf.len()` bytes at guest-physical `gpa`; `None` if any of
+    /// them is outside RAM.
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Option<()>;
+
+    fn read_u64(&self, gpa: u64) -> Option<u64> {
+        let mut b = [0u8; 8];
+        self.read(gpa, &mut b)?;
+        Some(u64::from_le_bytes(b))
+    }
+}
+
+impl PhysMem for GuestMemory {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Option<()> {
+        GuestMemory::read(self, gpa, buf)
+    }
+
+    fn read_u64(&self, gpa: u64) -> Option<u64> {
+        GuestMemory::read_u64(self, gpa)
+    }
+}
+
+impl PhysMem for [u8] {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Option<()> {
+        let start = usize::try_from(gpa).ok()?;
+        buf.copy_from_slice(self.get(start..start.checked_add(buf.len())?)?);
+        Some(())
+    }
+}
+
+pub(crate) struct Kmem<'m, M: PhysMem + ?Sized = GuestMemory> {
+    pub mem: &'m M,
     /// Guest-physical address of `init_top_pgt`, when known.
     pgd: Option<u64>,
 }
 
-impl<'m> Kmem<'m> {
-    pub fn new(mem: &'m GuestMemory, init_top_pgt: Option<u64>) -> Kmem<'m> {
+impl<'m, M: PhysMem + ?Sized> Kmem<'m, M> {
+    pub fn new(mem: &'m M, init_top_pgt: Option<u64>) -> Kmem<'m, M> {
         let mut k = Kmem { mem, pgd: None };
         k.pgd = init_top_pgt.and_then(|v| k.image_or_direct(v));
         k

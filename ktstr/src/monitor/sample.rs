@@ -1,9 +1,8 @@
 //! One sample: every CPU's run queue figures and the SCX event counters,
 //! read from guest RAM at one moment.
 
-use super::kmem::{field_in, Kmem, DIRECT_MAP_4LEVEL};
+use super::kmem::{field_in, Kmem, PhysMem, DIRECT_MAP_4LEVEL};
 use super::layout::{EventsPath, Layout};
-use crate::vm::GuestMemory;
 use crate::wire::monitor::KernelSymbols;
 pub use crate::wire::monitor::{CpuSample, Sample};
 
@@ -23,7 +22,12 @@ pub(crate) struct Sampler {
 impl Sampler {
     /// Resolves the per-CPU addresses and checks the translation end to
     /// end: each CPU's `this_cpu_off` must read back as its own offset.
-    pub fn new(mem: &GuestMemory, layout: Layout, syms: &KernelSymbols, cpus: u32) -> Result<Sampler, String> {
+    pub fn new<M: PhysMem + ?Sized>(
+        mem: &M,
+        layout: Layout,
+        syms: &KernelSymbols,
+        cpus: u32,
+    ) -> Result<Sampler, String> {
         if let Some(e) = &syms.error {
             return Err(e.clone());
         }
@@ -86,12 +90,12 @@ impl Sampler {
         }
     }
 
-    pub fn sample(&self, mem: &GuestMemory, at_ms: u64) -> Sample {
+    pub fn sample<M: PhysMem + ?Sized>(&self, mem: &M, at_ms: u64) -> Sample {
         let kmem = Kmem::new(mem, self.pgd);
         Sample { at_ms, cpus: self.rqs.iter().map(|&rq| self.cpu(&kmem, rq)).collect(), events: self.events(&kmem) }
     }
 
-    fn cpu(&self, k: &Kmem, rq: u64) -> Option<CpuSample> {
+    fn cpu<M: PhysMem + ?Sized>(&self, k: &Kmem<M>, rq: u64) -> Option<CpuSample> {
         let l = &self.layout;
         let opt = |f: Option<super::layout::Field>| f.and_then(|f| k.field(rq, f));
         let idle = match (opt(l.curr), opt(l.idle)) {
@@ -113,7 +117,7 @@ impl Sampler {
 
     /// The counters summed over CPUs, as the kernel's own
     /// `/sys/kernel/sched_ext/root/events` sums them.
-    fn events(&self, k: &Kmem) -> Option<Vec<u64>> {
+    fn events<M: PhysMem + ?Sized>(&self, k: &Kmem<M>) -> Option<Vec<u64>> {
         let ev = self.layout.events.as_ref().ok()?;
         let sch = k.u64(self.scx_root?).filter(|&p| p != 0)?;
         let mut sums = vec![0u64; ev.counters.len()];
