@@ -115,8 +115,8 @@ pub fn harness_fault(o: &RunOutcome) -> Option<String> {
     match o.vm.exit {
         VmExit::Killed { signal } => {
             return Some(format!(
-                "QEMU was killed by {} from outside ktstr (stage reached: {}): the host's OOM killer or a user",
-                crate::vm::signal_name(signal),
+                "{} (stage reached: {}): the host's OOM killer or a user",
+                crate::vm::killed_from_outside(signal),
                 o.stage
             ))
         }

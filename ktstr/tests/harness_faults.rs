@@ -4,7 +4,6 @@
 //! killed from outside, no free host CPU slot, a host out of disk space,
 //! a guest kernel that panics before init (a corrupt initramfs).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ktstr::judge::{judge, HARNESS_FAULT};
@@ -82,11 +81,7 @@ fn qemu_killed_twice_is_a_harness_fault_not_the_schedulers() {
 
 /// The cache's slot locks (see `vm::slots`): held here, no VM can start.
 fn hold_all_slots() -> Vec<std::fs::File> {
-    let dir = std::env::var_os("KTSTR_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
-        xdg.unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache")).join("ktstr")
-    });
-    let dir = dir.join("locks");
+    let dir = ktstr::cache::cache_subdir("locks");
     std::fs::create_dir_all(&dir).unwrap();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let names = std::iter::once("turnstile.lock".to_string()).chain((0..cpus).map(|i| format!("cpu-{i}.lock")));

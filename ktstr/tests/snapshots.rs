@@ -47,11 +47,7 @@ fn run_concurrently(n: usize) -> Vec<String> {
 }
 
 fn snapshots_dir() -> PathBuf {
-    let root = std::env::var_os("KTSTR_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
-        xdg.unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache")).join("ktstr")
-    });
-    root.join("snapshots")
+    ktstr::cache::cache_subdir("snapshots")
 }
 
 /// The entries of the snapshot directory that belong to booted key `key`.

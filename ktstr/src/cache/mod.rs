@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// Root of ktstr's cache: `$KTSTR_CACHE_DIR`, else `$XDG_CACHE_HOME/ktstr`,
 /// else `~/.cache/ktstr`.
-pub(crate) fn cache_root() -> PathBuf {
+pub fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("KTSTR_CACHE_DIR") {
         return PathBuf::from(dir);
     }
@@ -17,7 +17,7 @@ pub(crate) fn cache_root() -> PathBuf {
 }
 
 /// A named subdirectory of the cache root (not created).
-pub(crate) fn cache_subdir(name: &str) -> PathBuf {
+pub fn cache_subdir(name: &str) -> PathBuf {
     cache_root().join(name)
 }
 

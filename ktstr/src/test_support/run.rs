@@ -349,7 +349,7 @@ fn run_vm(spec: &VmSpec, observer: &mut dyn vm::VmObserver) -> anyhow::Result<vm
     let tcg = spec.accel != Accel::Kvm;
     vm::run_retrying(spec, observer, |out| {
         if let vm::VmExit::Killed { signal } = out.exit {
-            return Some(format!("QEMU was killed by {} from outside ktstr", vm::signal_name(signal)));
+            return Some(vm::killed_from_outside(signal));
         }
         let k = crate::crash::kernel_crash(&out.console).filter(|_| tcg)?;
         k.stale_int3().map(|s| format!("the guest kernel hit QEMU TCG's stale-code fault: {s}"))

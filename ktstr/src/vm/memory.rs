@@ -148,16 +148,20 @@ pub(crate) fn sparse_copy(src: &Path, dst: &Path, unchanged_from: Option<&Path>)
     let (from, to) = (std::fs::File::open(src)?, std::fs::OpenOptions::new().write(true).open(dst)?);
     let under = unchanged_from.map(std::fs::File::open).transpose()?;
     let (mut buf, mut old) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+    // Tried until the file systems refuse it (EXDEV from ext4 to tmpfs):
+    // then every region goes through the buffer, without asking again.
+    let mut in_kernel = under.is_none();
     for (start, end) in data_regions(&from)? {
         let mut pos = start;
-        while pos < end && under.is_none() {
+        while pos < end && in_kernel {
             let (mut off_in, mut off_out) = (pos as i64, pos as i64);
             let want = (end - pos) as usize;
             // SAFETY: both descriptors are ours; the offsets are locals.
             let n =
                 unsafe { libc::copy_file_range(from.as_raw_fd(), &mut off_in, to.as_raw_fd(), &mut off_out, want, 0) };
             if n <= 0 {
-                break; // EXDEV, ENOSYS, ...: the buffer below does the rest
+                in_kernel = false; // EXDEV, ENOSYS, ...: the buffer does the rest
+                break;
             }
             pos += n as u64;
         }

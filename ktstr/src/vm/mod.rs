@@ -121,6 +121,12 @@ impl std::fmt::Display for VmExit {
     }
 }
 
+/// What the report says of a QEMU that died of `signal` (see
+/// [`VmExit::Killed`]): the one wording the rerun and the verdict share.
+pub fn killed_from_outside(signal: i32) -> String {
+    format!("QEMU was killed by {} from outside ktstr", signal_name(signal))
+}
+
 /// A signal's name (`SIGKILL`), or `signal N`.
 pub fn signal_name(signal: i32) -> String {
     nix::sys::signal::Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
