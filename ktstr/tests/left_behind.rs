@@ -1,6 +1,8 @@
 //! A test process killed mid-run (SIGKILL: a CI timeout, a user) leaves
-//! nothing behind: its QEMU dies with it, and the next run removes its
-//! RAM files from /dev/shm and says so.
+//! nothing behind: its QEMU dies with it, and a sweep (each run does one,
+//! naming what it removes on stderr) removes its RAM files from /dev/shm.
+//! Checked here: the QEMU's death and the files' removal; the stderr line
+//! is not (another test process of the suite may sweep first).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
