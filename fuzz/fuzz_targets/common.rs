@@ -69,12 +69,7 @@ pub fn vm_output(console: String, messages: Vec<GuestMessage>, exit: u8) -> VmOu
 /// Thresholds chosen by the input: every check on when `sel` says so.
 pub fn checks(sel: u8, n: u32) -> Checks {
     if sel & 1 == 0 {
-        return Checks {
-            not_starved: Some(true),
-            max_gap_ms: Some(2000),
-            sustained_samples: Some(3),
-            ..Checks::NONE
-        };
+        return Checks { not_starved: Some(true), max_gap_ms: Some(2000), sustained_samples: Some(3), ..Checks::NONE };
     }
     Checks {
         not_starved: Some(true),

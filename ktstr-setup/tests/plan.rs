@@ -115,10 +115,10 @@ fn ready_machine_installs_nothing() {
         ok("ready", &[]),
         "setup: nothing to install (qemu-system-x86 clang-19 libelf-dev zlib1g-dev pkg-config make debian-archive-keyring busybox-static present)\n"
     );
-    // The test suite also wants shellcheck.
+    // The test suite also wants shellcheck, and g++ for libFuzzer.
     let text = ok("ready", &["--test-tools"]);
     assert!(!text.contains("setup: add bookworm-backports"), "{text}");
-    assert!(text.contains("setup: install from bookworm: shellcheck\n"), "{text}");
+    assert!(text.contains("setup: install from bookworm: shellcheck g++\n"), "{text}");
 }
 
 #[test]

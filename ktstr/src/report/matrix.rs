@@ -271,7 +271,10 @@ impl Matrix {
                 Cell::Skipped(_) => None,
             })
             .collect();
-        (ms.iter().sum(), ms.len())
+        // Saturating: the times come from sidecars on disk, and a damaged
+        // or hand-made one must not panic the sum (found by fuzzing:
+        // fuzz/regressions/sidecar_dump/matrix-vm-time-overflow).
+        (ms.iter().fold(0u64, |a, m| a.saturating_add(*m)), ms.len())
     }
 }
 
@@ -359,5 +362,24 @@ mod tests {
         assert!(md.contains("scx_rusty: not installed (cargo ktstr sched install scx_rusty)"), "{md}");
         assert_eq!(m.kernels, ["7.3.4+deb13-cloud-amd64"]);
         assert_eq!(m.vm_time().1, 2);
+    }
+
+    /// Found by the sidecar_dump fuzz target: two sidecars whose VM times
+    /// add past u64::MAX panicked `cargo ktstr matrix` in a debug build.
+    /// The input is the fuzzer's own, kept in fuzz/regressions/.
+    #[test]
+    fn vm_times_past_u64_saturate() {
+        let input =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/sidecar_dump/matrix-vm-time-overflow");
+        let bytes = std::fs::read(&input).unwrap();
+        // The target's input is a selector byte, then the JSON.
+        let text = std::str::from_utf8(&bytes[1..]).unwrap();
+        let mut m = Matrix::default();
+        for s in serde_json::Deserializer::from_str(text).into_iter::<StatsSidecar>() {
+            let s = s.unwrap();
+            let (sched, scen, topo) = parse_test_name(&s.test).unwrap();
+            m.cells.insert((sched.into(), scen.into(), topo.into()), classify(&s));
+        }
+        assert_eq!(m.vm_time(), (u64::MAX, 2));
     }
 }

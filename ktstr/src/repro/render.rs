@@ -305,9 +305,10 @@ mod tests {
 
     /// Found reviewing the repro_trail fuzz target (docs/fuzzing.md): every
     /// entry scanned the rest of the trail for its exit and every event
-    /// the function list for its function, so a guest sending 100k
-    /// events (a few MiB, well within a channel frame) with as many
-    /// functions held the host for minutes. Stitching is now O(n log n).
+    /// the function list for its function: 100k events and 20k functions
+    /// (a few MiB, within one channel frame) took 9 s of host CPU in a
+    /// release build, growing with the square of the trail. Stitching is
+    /// now O(n log n).
     #[test]
     fn a_huge_trail_stitches_quickly() {
         let mut t = trail();
@@ -317,9 +318,10 @@ mod tests {
         t.events = (0..100_000u64)
             .map(|i| ProbeEvent { func: f0.id, exit: i % 1000 == 999, ts_ns: i, cpu: (i % 2) as u32, ..proto.clone() })
             .collect();
-        let start = std::time::Instant::now();
+        // No clock here (the machines are shared): a quadratic stitch
+        // makes this test run for minutes, which nextest's slow-timeout
+        // in .config/nextest.toml ends; the counts check the pairing.
         let calls = stitch(&t, u64::MAX);
-        assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
         // The exits (every 1000th event, all on CPU 1) close the first
         // hundred entries of CPU 1; every other entry stays open.
         let paired = calls.iter().filter(|c| c.entry.is_some() && c.exit.is_some()).count();
