@@ -48,6 +48,13 @@ pub(crate) struct Apt {
 impl Apt {
     /// Writes the private configuration under `dir` (idempotent).
     pub(crate) fn prepare(dir: &Path, suite: &str) -> Result<Apt> {
+        let (mirror, keyring) = archive()?;
+        Self::prepare_at(dir, suite, &mirror, &keyring)
+    }
+
+    /// [`Apt::prepare`] with the archive and keyring named (tests point it
+    /// at a local `file:` mirror).
+    pub(crate) fn prepare_at(dir: &Path, suite: &str, mirror: &str, keyring: &Path) -> Result<Apt> {
         for tool in ["apt-get", "apt-cache", "dpkg-deb"] {
             if which(tool).is_none() {
                 bail!(
@@ -57,7 +64,6 @@ impl Apt {
                 );
             }
         }
-        let (mirror, keyring) = archive()?;
         for sub in ["lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"] {
             fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.join(sub).display()))?;
         }
@@ -98,7 +104,13 @@ impl Apt {
         write_if_changed(&dir.join("sources.list"), &sources)?;
         write_if_changed(&conf_path, &conf)?;
         write_if_changed(&dir.join("status"), "")?;
-        Ok(Apt { dir: dir.to_path_buf(), sources, suite: suite.to_string(), mirror, keyring })
+        Ok(Apt {
+            dir: dir.to_path_buf(),
+            sources,
+            suite: suite.to_string(),
+            mirror: mirror.to_string(),
+            keyring: keyring.to_path_buf(),
+        })
     }
 
     /// A command for `tool` (apt-get, apt-cache) using this setup.
@@ -133,6 +145,17 @@ impl Apt {
     pub fn update(&self) -> Result<()> {
         let out = run(self.command("apt-get").args(["-q", "update"]))?;
         let text = output_text(&out);
+        let stage = format!("updating the {} package index from {}", self.suite, self.mirror);
+        // Before the key check: a bad signature is also a "GPG error", but
+        // the fault is the file, not the keyring.
+        let problem = if text.contains("BADSIG") {
+            "the archive's Release file does not match its signature"
+        } else {
+            "the package index does not match the archive's signed Release file"
+        };
+        if let Some(err) = self.tampered(&stage, problem, &text) {
+            return Err(err);
+        }
         let key_trouble = ["NO_PUBKEY", "EXPKEYSIG", "KEYEXPIRED", "is not signed", "GPG error"];
         if key_trouble.iter().any(|k| text.contains(k)) {
             bail!(
@@ -152,6 +175,20 @@ impl Apt {
         Ok(())
     }
 
+    /// A clear error when apt's output says a file failed its signature or
+    /// hash check: what was being done (`stage`), what failed (`problem`),
+    /// the fix, and apt's own lines below.
+    pub(crate) fn tampered(&self, stage: &str, problem: &str, apt_text: &str) -> Option<anyhow::Error> {
+        let sign = TAMPER_SIGNS.iter().find(|sign| apt_text.contains(*sign))?;
+        Some(anyhow::anyhow!(
+            "{stage}: {problem} (apt: {sign}), so ktstr refused it: it was altered by the mirror, a proxy or on disk.\n\
+             Retry (a mirror in mid-sync heals itself) or use another mirror (set KTSTR_DEBIAN_MIRROR); \
+             if it persists, delete this suite's private apt state {dir} so the next fetch downloads and \
+             verifies the index afresh. Nothing was installed into the kernel cache.\n\napt said:\n{apt_text}",
+            dir = self.dir.display(),
+        ))
+    }
+
     /// `apt-cache show` of the candidate versions of `packages`, parsed.
     pub fn show(&self, packages: &[&str]) -> Result<Vec<Stanza>> {
         let out = run(self.command("apt-cache").args(["show", "--no-all-versions"]).args(packages))?;
@@ -167,6 +204,11 @@ impl Apt {
         Ok(parse_stanzas(&String::from_utf8_lossy(&out.stdout)))
     }
 }
+
+/// apt's words for a file that is not what Debian signed. apt checks each
+/// .deb against the SHA256 and size in the package index, the index against
+/// the archive's `InRelease`, and that against its signature.
+const TAMPER_SIGNS: [&str; 3] = ["Hash Sum mismatch", "File has unexpected size", "BADSIG"];
 
 pub fn run(cmd: &mut Command) -> Result<Output> {
     let program = cmd.get_program().to_string_lossy().into_owned();

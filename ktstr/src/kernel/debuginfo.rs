@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use super::fetch::{download, first, open_index, Progress, Staging, DEFAULT_SUITE};
+use super::fetch::{download, first, open_index, sweep_killed_fetches, Progress, Staging, DEFAULT_SUITE};
 use super::lines::{SourceLines, DEBUG_VMLINUX};
 use super::store::KernelStore;
 
@@ -50,7 +50,7 @@ pub fn fetch_debug_vmlinux(store: &KernelStore, release: &str) -> Result<PathBuf
     if dest.is_file() {
         return Ok(dest);
     }
-    store.clean_staging();
+    sweep_killed_fetches(store);
     let suite = if meta.suite.is_empty() { DEFAULT_SUITE } else { meta.suite.as_str() };
     let apt = open_index(store, suite, &progress)?;
     let package = format!("linux-image-{release}-dbg");
@@ -61,7 +61,14 @@ pub fn fetch_debug_vmlinux(store: &KernelStore, release: &str) -> Result<PathBuf
     let staging = Staging(store.new_staging()?);
     let debs = staging.0.join("debs");
     fs::create_dir_all(&debs)?;
-    download(&apt, std::slice::from_ref(&package), &debs, size, &progress)?;
+    download(
+        &apt,
+        std::slice::from_ref(&package),
+        &debs,
+        size,
+        &progress,
+        &format!("fetching debug info of {release}"),
+    )?;
     let deb = fs::read_dir(&debs)?
         .filter_map(Result::ok)
         .map(|e| e.path())

@@ -8,6 +8,17 @@
 //! trixie (6.12) it holds `boot/vmlinuz-<release>` and `boot/config-<release>`
 //! itself. We download the image package plus its `-<release>` dependencies
 //! except modules and headers, extract them, and look for the two files.
+//!
+//! A fetch works in a staging directory inside the cache and installs by
+//! renaming a complete entry, so a fetch killed mid-way leaves only its
+//! staging directory; the next fetch removes it (saying so) and downloads
+//! whole. It cannot resume: `apt-get download` (apt 2.6) restarts a half
+//! file from byte 0 (no Range request; its `partial/` mechanism is not
+//! used for downloads into a directory of one's choosing), and it reuses a
+//! complete-looking file by its size alone, without checking its hash, so
+//! keeping files across an interruption would let an unverified package
+//! through. Every fetch therefore starts from an empty directory and apt
+//! verifies every byte against Debian's signed index.
 
 use std::fs;
 use std::io::IsTerminal;
@@ -65,7 +76,7 @@ pub(crate) fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<Ker
     let _lock = store
         .lock(|| progress.step("waiting for another ktstr kernel fetch to finish"))
         .with_context(|| format!("locking {}", store.dir().display()))?;
-    store.clean_staging();
+    sweep_killed_fetches(store);
 
     let apt = open_index(store, &opts.suite, &progress)?;
     let release = match &opts.release {
@@ -93,7 +104,7 @@ pub(crate) fn fetch_into(store: &KernelStore, opts: &FetchOptions) -> Result<Ker
     let debs = staging.0.join("debs");
     fs::create_dir_all(&debs)?;
     let started = Instant::now();
-    download(&apt, &packages, &debs, total, &progress)?;
+    download(&apt, &packages, &debs, total, &progress, &format!("fetching kernel {release}"))?;
     let download_time = started.elapsed();
 
     progress.step(&format!("extracting {}", packages.join(", ")));
@@ -268,8 +279,50 @@ fn check_sched_ext(kernel: &KernelImage, opts: &FetchOptions) -> Result<()> {
     Ok(())
 }
 
+/// Removes the staging directories of fetches that were killed, saying so.
+/// Call only while holding the fetch lock: then no other fetch is running
+/// in this cache, so every staging directory is a dead one's.
+pub(super) fn sweep_killed_fetches(store: &KernelStore) {
+    stop_orphaned_downloads(store.dir());
+    for path in store.clean_staging() {
+        eprintln!("ktstr: removed what a killed run left: {}", path.display());
+    }
+}
+
+/// Kills the `apt-get download` (and its transport method) a killed fetch
+/// left running in its staging directory: it would go on downloading into
+/// a directory about to be removed. PR_SET_PDEATHSIG cannot do this: apt
+/// clears it when it changes its credentials (measured: an apt-get started
+/// with `setpriv --pdeathsig KILL` outlives its parent). Only apt's own
+/// executables are touched, and only those working in a staging directory.
+fn stop_orphaned_downloads(cache: &Path) {
+    let Ok(procs) = fs::read_dir("/proc") else { return };
+    for p in procs.filter_map(Result::ok) {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let in_staging = fs::read_link(p.path().join("cwd")).is_ok_and(|cwd| {
+            cwd.strip_prefix(cache).is_ok_and(|rel| {
+                rel.components().next().is_some_and(|c| c.as_os_str().to_string_lossy().starts_with(".staging-"))
+            })
+        });
+        let is_apt = fs::read_link(p.path().join("exe")).is_ok_and(|exe| {
+            exe.file_name().is_some_and(|n| n == "apt-get") || exe.starts_with("/usr/lib/apt/methods")
+        });
+        if in_staging && is_apt {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 /// `apt-get download` into `dir`, showing bytes received against `total`.
-pub(super) fn download(apt: &Apt, packages: &[String], dir: &Path, total: u64, progress: &Progress) -> Result<()> {
+/// `what` names the fetch for errors (`fetching kernel <release>`).
+pub(super) fn download(
+    apt: &Apt,
+    packages: &[String],
+    dir: &Path,
+    total: u64,
+    progress: &Progress,
+    what: &str,
+) -> Result<()> {
     let log_path = dir.with_extension("log");
     let log = fs::File::create(&log_path)?;
     let mut child = apt
@@ -290,9 +343,15 @@ pub(super) fn download(apt: &Apt, packages: &[String], dir: &Path, total: u64, p
         std::thread::sleep(Duration::from_millis(100));
     };
     progress.set_position(dir_size(dir));
+    let text = fs::read_to_string(&log_path).unwrap_or_default();
+    let stage = format!("{what}: downloading {}", packages.join(", "));
+    // apt leaves a file that failed its check as `<name>.FAILED`, never
+    // as a `.deb`; the staging directory goes with it.
+    if let Some(err) = apt.tampered(&stage, "a package does not match Debian's signed package index", text.trim_end()) {
+        return Err(err);
+    }
     if !status.success() {
-        let text = fs::read_to_string(&log_path).unwrap_or_default();
-        bail!("`apt-get download {}` failed:\n{}", packages.join(" "), text.trim_end());
+        bail!("{stage}: `apt-get download` failed:\n{}", text.trim_end());
     }
     Ok(())
 }
@@ -404,6 +463,10 @@ impl Drop for Progress {
         self.finish();
     }
 }
+
+#[cfg(test)]
+#[path = "tamper_tests.rs"]
+mod tamper_tests;
 
 #[cfg(test)]
 mod tests {

@@ -121,17 +121,19 @@ impl KernelStore {
         self.dir.join(".apt").join(suite)
     }
 
-    /// Removes staging directories left by interrupted fetches. Call only
-    /// while holding the lock.
-    pub(crate) fn clean_staging(&self) {
+    /// Removes staging directories left by interrupted fetches and returns
+    /// them. Call only while holding the lock: it guarantees no fetch is
+    /// using one (a stronger test than the owner's pid, which a new process
+    /// may have taken).
+    pub(crate) fn clean_staging(&self) -> Vec<PathBuf> {
         let Ok(rd) = fs::read_dir(&self.dir) else {
-            return;
+            return Vec::new();
         };
-        for e in rd.filter_map(Result::ok) {
-            if e.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
+        rd.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(STAGING_PREFIX))
+            .map(|e| e.path())
+            .filter(|p| fs::remove_dir_all(p).is_ok())
+            .collect()
     }
 
     /// A fresh, empty staging directory inside the cache (same filesystem,
@@ -268,7 +270,11 @@ pub(crate) mod tests {
         fs::write(staging2.join("v"), b"other").unwrap();
         store.install(&staging2.join("entry"), &staging2.join("v"), None, &meta).unwrap();
         assert_eq!(fs::read(&k.vmlinuz).unwrap(), b"kernel");
-        store.clean_staging();
+        let mut removed = store.clean_staging();
+        removed.sort();
+        let mut expected = vec![staging.clone(), staging2.clone()];
+        expected.sort();
+        assert_eq!(removed, expected, "both staging directories removed and named");
         assert!(!staging.exists() && !staging2.exists());
         assert_eq!(store.list().len(), 1);
     }
