@@ -29,8 +29,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         last.failed.iter().filter(|f| args.filter.as_deref().is_none_or(|n| f.test.contains(n))).collect();
     if picked.is_empty() {
         let which = args.filter.as_deref().map(|n| format!(" matching `{n}`")).unwrap_or_default();
+        // Nothing to run is not an error, but a name that matched nothing
+        // may be a typo: say what did fail, and where to see it.
+        let hint = match (args.filter.is_some(), last.failed.is_empty()) {
+            (true, false) => "; `cargo ktstr replay --list` lists them",
+            _ => "",
+        };
         eprintln!(
-            "cargo ktstr replay: no failed test{which} in the last run (kernel {}, {} failed in all)",
+            "cargo ktstr replay: no failed test{which} in the last run (kernel {}, {} failed in all{hint})",
             last.kernel_release,
             last.failed.len()
         );

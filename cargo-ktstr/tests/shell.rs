@@ -244,3 +244,22 @@ fn shell_dmesg_streams_the_kernel_console_and_ctrl_d_powers_off() {
     assert!(transcript.contains("sched_ext: BPF scheduler \"ktstr_"), "no sched_ext lines in:\n{transcript}");
     assert!(!std::path::Path::new(&format!("/proc/{qemu}")).exists(), "QEMU (pid {qemu}) is still running");
 }
+
+/// A test name that is in no test binary: refused before any VM, with the
+/// command that lists the names.
+#[test]
+fn shell_refuses_a_test_name_it_cannot_find() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cargo-ktstr"))
+        .args(["ktstr", "shell", "--test", "no_such_test", "-p", "cargo-ktstr"])
+        .output()
+        .expect("running cargo-ktstr");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "no test named `no_such_test` in cargo-ktstr's test binaries: `cargo nextest list -p cargo-ktstr` lists \
+             them (a #[ktstr_test] is listed by its function name)"
+        ),
+        "{stderr}"
+    );
+}

@@ -26,6 +26,11 @@ fn real_messages() -> Vec<String> {
         resolve_in(&empty, None).unwrap_err().to_string(),
         resolve_in(&empty, Some(("9.9", "--kernel"))).unwrap_err().to_string(),
         resolve_in(&empty, Some(("/nonexistent/bzImage", "KTSTR_KERNEL"))).unwrap_err().to_string(),
+        // Topologies no VM can have.
+        ktstr::topology::Topology::new(1, 1, 0, 1).validate().unwrap_err(),
+        ktstr::topology::Topology::new(1, 4, 64, 2).validate().unwrap_err(),
+        // A file that is not a kernel.
+        resolve_in(&empty, Some((env!("CARGO_MANIFEST_PATH"), "--kernel"))).unwrap_err().to_string(),
     ];
     // Each test is a process of its own under nextest.
     std::env::set_var("KTSTR_ACCEL", "fast");

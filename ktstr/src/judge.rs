@@ -137,7 +137,30 @@ pub fn harness_fault(o: &RunOutcome) -> Option<String> {
         _ => {}
     }
     let panic = o.kernel_crash.as_ref().and_then(|k| k.panic.as_ref()).filter(|_| before_init)?;
+    if short_of_memory(o).is_some() {
+        return None;
+    }
     Some(format!("the guest kernel panicked before init started, for reasons of its own: {panic}"))
+}
+
+/// A guest that ran out of memory before init: the test's `memory_mb`,
+/// not the host's fault nor the scheduler's. The kernel says so in a
+/// panic ("System is deadlocked on memory", "Out of memory and no
+/// killable processes"), or its initramfs did not fit ("write error": other
+/// unpacking failures are a damaged image) and init is missing.
+/// prepare refuses the smallest sizes before boot; this names the rest.
+pub fn short_of_memory(o: &RunOutcome) -> Option<String> {
+    if !matches!(o.stage, StageReached::KernelDidNotBoot | StageReached::InitDidNotStart) {
+        return None;
+    }
+    let panic = o.kernel_crash.as_ref().and_then(|k| k.panic.as_deref()).unwrap_or("");
+    let unpack_failed = o.vm.console.lines().find(|l| l.contains("Initramfs unpacking failed: write error"));
+    let said = match unpack_failed {
+        Some(l) => l.split("] ").nth(1).unwrap_or(l).trim(),
+        None if panic.to_ascii_lowercase().contains("memory") => panic,
+        None => return None,
+    };
+    Some(format!("the guest ran out of memory before init ({said}): raise the test's `memory_mb`"))
 }
 
 /// Holds `o` to `checks`: the VM's fate, the guest's errors, the
@@ -145,6 +168,7 @@ pub fn harness_fault(o: &RunOutcome) -> Option<String> {
 /// monitor's, in the order the report prints them.
 pub fn judge(o: &RunOutcome, checks: &Checks) -> Verdict {
     let mut why: Vec<Reason> = harness_fault(o).into_iter().map(Reason::Harness).collect();
+    why.extend(short_of_memory(o).map(Reason::Guest));
     match o.vm.exit {
         VmExit::TimedOut { limit } => why.push(Reason::TimedOut { limit, stage: o.stage }),
         VmExit::BootStalled { deadline } => why.push(Reason::BootStalled { deadline, stage: o.stage }),

@@ -59,6 +59,27 @@ pub(crate) fn remove_dead_owned(dir: &Path, owner: impl Fn(&str) -> Option<i32>)
     removed
 }
 
+/// The cache root, made if missing, once a file could be written in it:
+/// a read-only or full cache is named up front, with the fix, instead of
+/// failing later in whichever of its users writes first (the images, the
+/// snapshots, the CPU-slot locks). The io error stays in the chain, so a
+/// full disk is still told apart as the host's (`vm::host_fault`).
+pub fn writable_root() -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    let root = cache_root();
+    let probe = root.join(format!(".write-check-{}", std::process::id()));
+    let written = std::fs::create_dir_all(&root).and_then(|()| std::fs::write(&probe, b"ktstr\n"));
+    let _ = std::fs::remove_file(&probe);
+    written.with_context(|| {
+        format!(
+            "the ktstr cache {} is not writable: point KTSTR_CACHE_DIR at a writable directory with space (ktstr \
+             keeps kernels, images, snapshots and CPU-slot locks there)",
+            root.display()
+        )
+    })?;
+    Ok(root)
+}
+
 /// A regular file anyone may execute.
 pub(crate) fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;

@@ -95,7 +95,11 @@ pub enum KernelError {
         cache_dir: PathBuf,
     },
 
-    #[error("{}: not a bootable x86 kernel image: {reason}", path.display())]
+    #[error(
+        "{}: not a bootable x86 kernel image: {reason}. Pass a bzImage (a kernel tree's arch/x86/boot/bzImage), \
+         the tree itself, or a cached version (`cargo ktstr kernel list`)",
+        path.display()
+    )]
     BadImage { path: PathBuf, reason: String },
 }
 

@@ -58,6 +58,10 @@ pub(super) fn prepare(
             eprintln!("ktstr: removed what a killed run left: {}", path.display());
         }
     });
+    // The macro refuses these shapes at compile time; an entry made or
+    // changed at run time comes here, before anything is built.
+    entry.topology.validate().map_err(|e| ("topology", anyhow::anyhow!(e)))?;
+    crate::cache::writable_root().map_err(|e| ("cache", e))?;
     let sched = scheduler(entry, opts, kernel)?;
     let (probes, shell, busybox) = match purpose {
         Purpose::Test => (None, None, None),
@@ -95,6 +99,8 @@ pub(super) fn prepare(
     let mut extra = vec![initramfs::extra_file(GuestPlan::PATH, plan_json)];
     extra.extend(include_files);
     initramfs::with_extra_files(&base, &extra, &initrd).map_err(|e| ("initramfs", e))?;
+    let image_bytes = std::fs::metadata(&initrd).map(|m| m.len()).unwrap_or(0);
+    enough_memory(entry, image_bytes).map_err(|e| ("memory", e))?;
     vm_spec(entry, opts, kernel, (base, initrd), run_dir, attach_timeout_s, interactive)
 }
 
@@ -176,6 +182,33 @@ fn vm_spec(
             false => vm::SnapshotUse::Off("snapshots are off (KTSTR_SNAPSHOT=0, or the run asked to boot)".into()),
         },
     })
+}
+
+/// RAM the guest kernel takes beyond its image before init, with room for
+/// init and the test to start: Debian's cloud kernel with 2 vCPUs keeps
+/// ~57 MB for itself (its `Memory:` line); a 45 MB image failed to unpack
+/// in 156 and 188 MB, panicked ("System is deadlocked on memory") in 128
+/// MB and never reached init in 48-96 MB; it booted in 192 MB. The floor
+/// keeps a margin over that edge: a floor that fails is worse than none.
+const KERNEL_BOOT_MB: u64 = 128;
+
+/// Refuses, before anything boots, a VM too small for its own image: the
+/// initramfs sits in guest RAM while its files are unpacked into RAM, so
+/// it counts twice. Below that the guest dies before init in ways that
+/// look like the host's fault (stalls, panics); above it the test's own
+/// workload is the test's business.
+fn enough_memory(entry: &KtstrTestEntry, image_bytes: u64) -> anyhow::Result<()> {
+    let image_mb = image_bytes.div_ceil(1 << 20);
+    let floor = KERNEL_BOOT_MB + u64::from(entry.topology.cpus()) + 2 * image_mb;
+    anyhow::ensure!(
+        u64::from(entry.memory_mb) >= floor,
+        "memory_mb = {} is too little for this VM: it needs at least {floor} MB to boot ({KERNEL_BOOT_MB} MB for \
+         the kernel, 1 MB per vCPU, twice the {image_mb} MB image, which is unpacked in RAM): raise `memory_mb` \
+         (the default, {})",
+        entry.memory_mb,
+        KtstrTestEntry::DEFAULT_MEMORY_MB
+    );
+    Ok(())
 }
 
 /// How long a boot may take to reach init. The VM's wall-clock limit adds

@@ -233,7 +233,6 @@ fn run_on(
             repro: None,
         }
     };
-    entry.topology.validate().map_err(|e| setup_fail("topology", anyhow::anyhow!(e)))?;
     let kernel = kernel.map_err(|e| setup_fail("kernel lookup", e.into()))?;
     let spec = prepare(entry, opts, &kernel, Purpose::Test).map_err(|(stage, e)| setup_fail(stage, e))?;
     // The monitor reads struct layouts from the BTF of the image booted.

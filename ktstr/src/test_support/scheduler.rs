@@ -132,6 +132,12 @@ impl Scheduler {
                     "scheduler binary {} does not exist: build it there, or fix the path given to `Scheduler::path`",
                     p.display()
                 );
+                anyhow::ensure!(
+                    is_executable(&p),
+                    "scheduler binary {} is not executable: `chmod +x` it, or point `Scheduler::path` at the \
+                     built binary",
+                    p.display()
+                );
                 Ok(p)
             }
             SchedulerBinary::Discover(name) => discover(name),

@@ -103,10 +103,17 @@ impl ImageSpec {
             return Ok(path);
         }
         let tmp = dir.join(format!(".{}.tmp", std::process::id()));
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        write_cpio(&mut out, contents.iter().map(|(g, b, m)| (*g, b.as_slice(), *m)))?;
-        out.into_inner()?.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
+        let written = (|| -> anyhow::Result<()> {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            write_cpio(&mut out, contents.iter().map(|(g, b, m)| (*g, b.as_slice(), *m)))?;
+            out.into_inner()?.sync_all()?;
+            Ok(std::fs::rename(&tmp, &path)?)
+        })();
+        if let Err(e) = written {
+            // A half-written image is never left for the next run to find.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.context(format!("writing the initramfs image {}", path.display())));
+        }
         tracing::debug!(path = %path.display(), files = contents.len(), "initramfs: built and cached");
         evict_old(&dir);
         Ok(path)

@@ -38,18 +38,21 @@ impl Topology {
         self.llcs / self.numa_nodes
     }
 
-    /// Checks the shape is one QEMU can build: every count at least 1 and
-    /// the LLCs split evenly across NUMA nodes.
+    /// Checks the shape is one QEMU can build: every count at least 1,
+    /// the LLCs split evenly across NUMA nodes, at most 255 vCPUs.
     pub fn validate(&self) -> Result<(), String> {
         let Topology { numa_nodes, llcs, cores, threads } = *self;
+        const FIX: &str = "give numa_nodes, llcs, cores and threads that QEMU can build";
         if numa_nodes == 0 || llcs == 0 || cores == 0 || threads == 0 {
-            return Err(format!("topology {self}: every count must be at least 1"));
+            return Err(format!("topology {self}: every count must be at least 1: {FIX}"));
         }
         if llcs % numa_nodes != 0 {
-            return Err(format!("topology {self}: {llcs} LLCs cannot be split evenly over {numa_nodes} NUMA nodes"));
+            return Err(format!(
+                "topology {self}: {llcs} LLCs cannot be split evenly over {numa_nodes} NUMA nodes: {FIX}"
+            ));
         }
         if self.cpus() > 255 {
-            return Err(format!("topology {self}: {} vCPUs is more than the 255 ktstr supports", self.cpus()));
+            return Err(format!("topology {self}: {} vCPUs is more than the 255 ktstr supports: {FIX}", self.cpus()));
         }
         Ok(())
     }
