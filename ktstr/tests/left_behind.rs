@@ -1,8 +1,9 @@
 //! A test process killed mid-run (SIGKILL: a CI timeout, a user) leaves
 //! nothing behind: its QEMU dies with it, and a sweep (each run does one,
-//! naming what it removes on stderr) removes its RAM files from /dev/shm.
-//! Checked here: the QEMU's death and the files' removal; the stderr line
-//! is not (another test process of the suite may sweep first).
+//! naming what it removes on stderr) removes its RAM files from /dev/shm
+//! and its run directory. Checked here: the QEMU's death and the removals;
+//! the stderr line is not (another test process of the suite may sweep
+//! first).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,7 +41,15 @@ fn ram_files_of(pid: u32) -> Vec<String> {
 
 #[test]
 fn a_killed_run_leaves_nothing_behind() {
-    let mut child = this_binary("payload_long").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Its run directory under a base of its own, to find it.
+    let runs = std::env::temp_dir().join(format!("ktstr-left-behind-{}", std::process::id()));
+    std::fs::create_dir_all(&runs).unwrap();
+    let mut child = this_binary("payload_long")
+        .env("KTSTR_RUN_DIR", &runs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let qemu = loop {
         if let Some(q) = qemu_of(child.id()) {
@@ -51,6 +60,7 @@ fn a_killed_run_leaves_nothing_behind() {
     };
     std::thread::sleep(Duration::from_secs(1));
     let left = ram_files_of(child.id());
+    let run_dirs = || std::fs::read_dir(&runs).unwrap().flatten().map(|e| e.path()).collect::<Vec<_>>();
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -66,7 +76,14 @@ fn a_killed_run_leaves_nothing_behind() {
     // The next run's sweep (each run does it once, and says what it
     // removed) leaves none of it; another test process of the suite may
     // have swept first.
-    let next = ktstr::vm::sweep_killed_runs();
+    let dirs = run_dirs();
+    assert_eq!(dirs.len(), 1, "the killed run's directory: {dirs:?}");
+    // SAFETY: one test per process; the sweep reads it on this thread.
+    unsafe { std::env::set_var("KTSTR_RUN_DIR", &runs) };
+    let next = ktstr::test_support::sweep_killed_runs();
     eprintln!("swept: {next:?}");
     assert!(ram_files_of(child.id()).is_empty(), "left behind: {:?}", ram_files_of(child.id()));
+    assert!(next.contains(&dirs[0]), "its run directory {} was not swept: {next:?}", dirs[0].display());
+    assert!(run_dirs().is_empty(), "left behind: {:?}", run_dirs());
+    std::fs::remove_dir(&runs).unwrap();
 }

@@ -54,7 +54,7 @@ pub(super) fn prepare(
     // Once per process: what killed runs left is removed, and said.
     static SWEPT: std::sync::Once = std::sync::Once::new();
     SWEPT.call_once(|| {
-        for path in vm::sweep_killed_runs() {
+        for path in sweep_killed_runs() {
             eprintln!("ktstr: removed what a killed run left: {}", path.display());
         }
     });
@@ -221,10 +221,68 @@ fn boot_allowance(accel: Accel, vcpus: u32) -> Duration {
     })
 }
 
+/// Written into a run directory kept on purpose (a failed run's, or one
+/// `KTSTR_KEEP_RUN_DIR` asked for): the sweep leaves those alone.
+const KEPT_MARKER: &str = "kept-by-ktstr";
+
+fn run_dir_base() -> PathBuf {
+    std::env::var_os("KTSTR_RUN_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir)
+}
+
+/// `<base>/ktstr-<test>-<pid>-<8 hex digits>`: the pid tells the sweep
+/// whose it is.
 fn new_run_dir(test: &str) -> anyhow::Result<PathBuf> {
-    let base = std::env::var_os("KTSTR_RUN_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
-    let dir = base.join(format!("ktstr-{test}-{}-{nanos:08x}", std::process::id()));
+    let dir = run_dir_base().join(format!("ktstr-{test}-{}-{nanos:08x}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Marks `dir` as kept on purpose, for the user to read.
+pub(super) fn keep_run_dir(dir: &std::path::Path) {
+    let _ = std::fs::write(dir.join(KEPT_MARKER), "this run's directory is kept for inspection\n");
+}
+
+/// What killed runs left: the VM's own leftovers (RAM files, half-written
+/// images, snapshot staging) and run directories whose process is gone
+/// without having removed or kept them (each holds a copy of the image).
+pub fn sweep_killed_runs() -> Vec<PathBuf> {
+    let mut removed = vm::sweep_killed_runs();
+    removed.extend(remove_killed_run_dirs(&run_dir_base()));
+    removed
+}
+
+fn remove_killed_run_dirs(base: &std::path::Path) -> Vec<PathBuf> {
+    crate::cache::remove_dead_owned(base, |name| {
+        let (rest, nanos) = name.strip_prefix("ktstr-")?.rsplit_once('-')?;
+        let (_test, pid) = rest.rsplit_once('-')?;
+        let ours = nanos.len() == 8 && nanos.bytes().all(|b| b.is_ascii_hexdigit());
+        let dir = base.join(name);
+        (ours && dir.is_dir() && !dir.join(KEPT_MARKER).exists()).then(|| pid.parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only directories named as runs name theirs, of a process that is
+    /// gone, and not kept on purpose, are removed.
+    #[test]
+    fn the_sweep_takes_killed_runs_dirs_only() {
+        let base = std::env::temp_dir().join(format!("ktstr-sweep-test-{}", std::process::id()));
+        let dead = 999_999_999; // above any pid_max
+        let killed = base.join(format!("ktstr-some_test-{dead}-0badcafe"));
+        let kept = base.join(format!("ktstr-failed_test-{dead}-0badcafe"));
+        let live = base.join(format!("ktstr-running_test-{}-0badcafe", std::process::id()));
+        let other = base.join(format!("ktstr-ro-cache-{dead}"));
+        for d in [&killed, &kept, &live, &other] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("initrd.cpio"), "image").unwrap();
+        }
+        keep_run_dir(&kept);
+        assert_eq!(remove_killed_run_dirs(&base), vec![killed.clone()]);
+        assert!(!killed.exists() && kept.exists() && live.exists() && other.exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

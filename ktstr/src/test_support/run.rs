@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::entry::KtstrTestEntry;
-use super::prepare::{prepare, Purpose};
+use super::prepare::{keep_run_dir, prepare, Purpose};
 use crate::artifacts::{Artifacts, DumpSource, Variant};
 use crate::judge::{judge, Verdict};
 use crate::kernel::{self, KernelImage};
@@ -249,6 +249,7 @@ fn run_on(
     let verdict = judge(&outcome, &entry.checks());
     if verdict.passed() {
         if report::env_flag("KTSTR_KEEP_RUN_DIR") {
+            keep_run_dir(&spec.run_dir);
             eprintln!("ktstr: run directory kept: {}", spec.run_dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&spec.run_dir);
@@ -274,6 +275,7 @@ fn run_on(
         report.push_str(&repro::render(&outcome, run, r.wall, r.kernel_lines.as_deref()));
     }
     let repro_outcome = repro.and_then(|r| r.outcome.ok());
+    keep_run_dir(&spec.run_dir);
     Err(KtstrFailure {
         stage: FailedAt::Vm(outcome.stage),
         report,

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use super::entry::{find_test, KtstrTestEntry};
 use super::options::RunOptions;
-use super::prepare::{prepare, Purpose};
+use super::prepare::{keep_run_dir, prepare, Purpose};
 use crate::channel::GuestMessage;
 use crate::kernel;
 use crate::vm::{self, VmExit, VmObserver};
@@ -164,6 +164,7 @@ pub(crate) fn run_shell(entry: &KtstrTestEntry, opts: &ShellOptions) -> anyhow::
             format!("the VM ended without powering off ({exit}); the kernel console's last lines:\n{}", tail.join("\n"))
         }
     };
+    keep_run_dir(&spec.run_dir);
     anyhow::bail!("{why}\nrun directory kept: {}", spec.run_dir.display())
 }
 
