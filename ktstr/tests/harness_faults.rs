@@ -17,20 +17,7 @@ fn payload_waits(_ctx: &Ctx) -> Result<AssertResult> {
     Ok(AssertResult::pass())
 }
 
-/// QEMU processes that are children of this test process.
-fn qemu_children() -> Vec<i32> {
-    let me = std::process::id().to_string();
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // pid (comm) state ppid ...
-            let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-            stat.contains("(qemu-system-x86") && after.split(' ').nth(1) == Some(me.as_str())
-        })
-        .collect()
-}
+mod common;
 
 /// Kills the next `times` QEMUs this process starts, each once its guest
 /// has run for a moment.
@@ -38,7 +25,8 @@ fn kill_qemus(times: usize) -> std::thread::JoinHandle<usize> {
     std::thread::spawn(move || {
         let (mut killed, deadline) = (Vec::new(), Instant::now() + Duration::from_secs(120));
         while killed.len() < times && Instant::now() < deadline {
-            let fresh: Vec<i32> = qemu_children().into_iter().filter(|p| !killed.contains(p)).collect();
+            let fresh: Vec<i32> =
+                common::qemu_children_of(std::process::id()).into_iter().filter(|p| !killed.contains(p)).collect();
             for pid in fresh {
                 std::thread::sleep(Duration::from_millis(500));
                 // SAFETY: a plain kill(2) of our own child.

@@ -23,15 +23,7 @@ fn this_binary(test: &str) -> Command {
     cmd
 }
 
-/// The pid of a QEMU whose parent is `parent`.
-fn qemu_of(parent: u32) -> Option<i32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let ppid = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse::<u32>().ok()?;
-        (stat.contains("(qemu-system-x86") && ppid == parent).then_some(pid)
-    })
-}
+mod common;
 
 fn ram_files_of(pid: u32) -> Vec<String> {
     let prefix = format!("ktstr-ram-{pid}-");
@@ -52,7 +44,7 @@ fn a_killed_run_leaves_nothing_behind() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let qemu = loop {
-        if let Some(q) = qemu_of(child.id()) {
+        if let Some(&q) = common::qemu_children_of(child.id()).first() {
             break q;
         }
         assert!(Instant::now() < deadline, "the payload's QEMU never started");
