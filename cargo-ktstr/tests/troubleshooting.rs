@@ -73,6 +73,7 @@ fn sources() -> String {
         .replace("{QEMU}", ktstr::vm::QEMU)
         .replace("{KERNEL_ENV}", "KTSTR_KERNEL")
         .replace("{INCLUDE_DIR}", ktstr::vm::initramfs::INCLUDE_DIR)
+        .replace("{NO_SCHED_EXT}", ktstr::wire::message::NO_SCHED_EXT)
 }
 
 #[test]

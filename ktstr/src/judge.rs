@@ -11,6 +11,7 @@ use crate::check::{self, Checks};
 use crate::monitor::verdict as monitor_verdict;
 use crate::outcome::{RunOutcome, StageReached};
 use crate::vm::VmExit;
+use crate::wire::message::NO_SCHED_EXT;
 
 /// How a [`Reason::Harness`] line starts: what tools reading reports
 /// (the matrix) key on.
@@ -135,6 +136,14 @@ pub fn harness_fault(o: &RunOutcome) -> Option<String> {
             return Some(format!("the guest stopped talking before its scheduler started (stage reached: {})", o.stage))
         }
         _ => {}
+    }
+    // A kernel without sched_ext: no scheduler could have attached. The
+    // guest's own line, with the fix, follows.
+    if o.guest_errors.iter().any(|(s, m)| *s == GuestStep::Scheduler && m.starts_with(NO_SCHED_EXT)) {
+        return Some(format!(
+            "the guest kernel has no sched_ext, so no scheduler can run on it (stage reached: {})",
+            o.stage
+        ));
     }
     let panic = o.kernel_crash.as_ref().and_then(|k| k.panic.as_ref()).filter(|_| before_init)?;
     if short_of_memory(o).is_some() {

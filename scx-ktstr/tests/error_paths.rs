@@ -124,7 +124,17 @@ fn kernel_without_sched_ext_is_refused_before_boot() {
         RunOptions { kernel: Some(k.vmlinuz.display().to_string()), ..Default::default() },
     );
     assert_eq!(f.stage, "kernel check (no VM was booted)");
-    assert!(f.reasons[0].contains("has no sched_ext (CONFIG_SCHED_CLASS_EXT is not set"), "{:?}", f.reasons);
+    // Not the scheduler's fault: labelled so, in one line.
+    assert!(
+        f.reasons[0].starts_with(&format!(
+            "{}kernel {} has no sched_ext (CONFIG_SCHED_CLASS_EXT is not set",
+            ktstr::judge::HARNESS_FAULT,
+            k.release
+        )),
+        "{:?}",
+        f.reasons
+    );
+    assert_eq!(f.reasons.len(), 1, "{:?}", f.reasons);
     assert!(f.report.contains("ktstr_test 'payload_under_scx_ktstr' [sched=scx-ktstr] [topo=1n1l2c1t] failed:"));
 }
 
@@ -142,6 +152,13 @@ fn kernel_without_sched_ext_is_reported_by_the_guest() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(f.stage, "scheduler did not attach");
+    assert_eq!(
+        f.reasons[0],
+        format!(
+            "{}the guest kernel has no sched_ext, so no scheduler can run on it (stage reached: scheduler did not attach)",
+            ktstr::judge::HARNESS_FAULT
+        )
+    );
     assert!(f.reasons.iter().any(|r| r.contains("this kernel has no sched_ext")), "{:?}", f.reasons);
     assert_eq!(f.outcome.unwrap().kernel_release.as_deref(), Some(k.release.as_str()));
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::reporter::Reporter;
 use crate::channel::{GuestMessage, GuestStep, LogStream, Stage};
+use crate::wire::message::NO_SCHED_EXT;
 use crate::wire::plan::SchedulerLaunch;
 
 const SCHED_EXT_STATE: &str = "/sys/kernel/sched_ext/state";
@@ -32,8 +33,8 @@ pub(crate) struct RunningScheduler {
 pub fn start(launch: &SchedulerLaunch, reporter: &Reporter, timeout: Duration) -> anyhow::Result<RunningScheduler> {
     anyhow::ensure!(
         std::path::Path::new("/sys/kernel/sched_ext").exists(),
-        "this kernel has no sched_ext (/sys/kernel/sched_ext is missing): boot a kernel built with \
-         CONFIG_SCHED_CLASS_EXT=y, e.g. the one `cargo ktstr kernel fetch` downloads"
+        "{NO_SCHED_EXT} (/sys/kernel/sched_ext is missing): boot a kernel built with CONFIG_SCHED_CLASS_EXT=y, \
+         e.g. the one `cargo ktstr kernel fetch` downloads"
     );
     if let Err(e) = std::fs::write(SCHED_EXT_DUMP_EVENT, "1") {
         reporter

@@ -113,14 +113,15 @@ fn scheduler(
 ) -> Result<Option<SchedulerImage>, StepError> {
     let Some(sched) = entry.scheduler else { return Ok(None) };
     if kernel.sched_ext() == SchedExtSupport::No {
+        // The harness's environment, not the scheduler: labelled so.
         return Err((
             "kernel check",
-            anyhow::anyhow!(
+            anyhow::Error::new(vm::HostFault(format!(
                 "kernel {} has no sched_ext (CONFIG_SCHED_CLASS_EXT is not set in {}): use a sched_ext \
                  kernel, e.g. `cargo ktstr kernel fetch`",
                 kernel.release,
                 kernel.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
-            ),
+            ))),
         ));
     }
     let host = sched.resolve_binary().map_err(|e| ("scheduler binary", e))?;

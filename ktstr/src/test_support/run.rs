@@ -217,12 +217,11 @@ fn run_on(
 ) -> Result<RunOutcome, KtstrFailure> {
     let header = header(entry);
     let setup_fail = |stage: &'static str, err: anyhow::Error| {
-        // The host's own trouble leads, labelled, before the error itself.
-        let reasons: Vec<String> = vm::host_fault(&err)
-            .map(|cause| format!("{}{cause}", crate::judge::HARNESS_FAULT))
-            .into_iter()
-            .chain([format!("{err:#}")])
-            .collect();
+        // The host's own trouble leads, labelled, before the error itself
+        // (unless the error is nothing but that trouble).
+        let fault = vm::host_fault(&err).map(|cause| format!("{}{cause}", crate::judge::HARNESS_FAULT));
+        let only_fault = fault.is_some() && err.downcast_ref::<vm::HostFault>().is_some();
+        let reasons: Vec<String> = fault.into_iter().chain((!only_fault).then(|| format!("{err:#}"))).collect();
         KtstrFailure {
             stage: FailedAt::Setup(stage),
             report: report::render_setup_failure(&header, stage, &reasons.join("\n")),

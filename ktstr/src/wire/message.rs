@@ -21,6 +21,11 @@ pub enum Stage {
     PayloadStarted,
 }
 
+/// How a [`GuestStep::Scheduler`] error starts when the kernel has no
+/// sched_ext: the host labels that run the harness's fault, not the
+/// scheduler's.
+pub const NO_SCHED_EXT: &str = "this kernel has no sched_ext";
+
 /// The step of the guest runtime a [`GuestMessage::Error`] comes from.
 /// On the wire and in words, the names below (`mounts`, `bpf_map_write`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
