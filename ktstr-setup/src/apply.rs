@@ -22,7 +22,8 @@ pub struct SetupArgs {
     /// (`etc/os-release`, `etc/apt`, `var/lib/dpkg/status`). Only with --dry-run.
     #[arg(long, default_value = "/", requires = "dry_run")]
     root: PathBuf,
-    /// Also what the whole test suite needs (`./run test`): shellcheck, g++.
+    /// Also what the whole test suite needs (`./run test`): shellcheck, g++,
+/// chromium.
     #[arg(long)]
     test_tools: bool,
 }

@@ -22,9 +22,10 @@ const BUSYBOX_PKG: &str = "busybox-static";
 /// Debian's dynamic busybox serves as well (its libraries go into the
 /// image with it), and conflicts with busybox-static: never replace it.
 const BUSYBOX_ALT: &str = "busybox";
-/// What `./run test` needs beyond a demo: the shell scripts' lint, and a
-/// C++ compiler for libFuzzer (its short fuzz pass, scripts/fuzz-smoke).
-const TEST_PKGS: &[&str] = &["shellcheck", "g++"];
+/// What `./run test` needs beyond a demo: the shell scripts' lint, a C++
+/// compiler for libFuzzer (its short fuzz pass, scripts/fuzz-smoke), and
+/// a headless browser that renders the HTML run reports in their test.
+const TEST_PKGS: &[&str] = &["shellcheck", "g++", "chromium"];
 /// The backports sources file set-up writes when it needs one.
 pub const BACKPORTS_FILE: &str = "etc/apt/sources.list.d/ktstr-backports.sources";
 

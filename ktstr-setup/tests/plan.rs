@@ -115,10 +115,11 @@ fn ready_machine_installs_nothing() {
         ok("ready", &[]),
         "setup: nothing to install (qemu-system-x86 clang-19 libelf-dev zlib1g-dev pkg-config make debian-archive-keyring busybox-static present)\n"
     );
-    // The test suite also wants shellcheck, and g++ for libFuzzer.
+    // The test suite also wants shellcheck, g++ for libFuzzer and chromium
+    // for the HTML reports.
     let text = ok("ready", &["--test-tools"]);
     assert!(!text.contains("setup: add bookworm-backports"), "{text}");
-    assert!(text.contains("setup: install from bookworm: shellcheck g++\n"), "{text}");
+    assert!(text.contains("setup: install from bookworm: shellcheck g++ chromium\n"), "{text}");
 }
 
 #[test]
