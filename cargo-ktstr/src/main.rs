@@ -1,6 +1,6 @@
 //! `cargo ktstr`: runs ktstr tests and manages guest kernels.
 
-use cargo_ktstr::{doctor_cmd, flake_cmd, kernel_cmd, matrix_cmd, replay_cmd, sched_cmd, shell_cmd, test_cmd};
+use cargo_ktstr::{archive, doctor_cmd, flake_cmd, kernel_cmd, matrix_cmd, replay_cmd, sched_cmd, shell_cmd, test_cmd};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -40,6 +40,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Bundle the test suite to run on other machines (with `test --archive`)
+    ///
+    /// Runs `cargo nextest archive` and writes one plain tar holding it and
+    /// what a runner needs that cargo does not know about: the kernel the
+    /// tests boot (with its debug vmlinux when cached, for kernel source
+    /// lines in crash trails), the schedulers installed with `cargo ktstr
+    /// sched install`, the shared libraries the binaries load beyond glibc,
+    /// this cargo-ktstr and cargo-nextest. A runner needs QEMU and nothing
+    /// else of a build machine's: no Rust toolchain, no source tree, no
+    /// kernel cache. See docs/ci.md for a CI workflow.
+    ///
+    /// Examples:
+    ///   cargo ktstr archive suite.ktstr.tar
+    ///   cargo ktstr archive vm.ktstr.tar -- -p my-sched --test vm_tests
+    ///   (on a runner) tar -xf suite.ktstr.tar && ktstr-archive/ktstr test --archive ktstr-archive --partition hash:1/3
+    #[command(verbatim_doc_comment)]
+    Archive(archive::build::ArchiveArgs),
     /// Check this host (QEMU, KVM or TCG and why, clang, nextest, kernel, disk) and say what to fix.
     Doctor(doctor_cmd::DoctorArgs),
     /// Run chosen tests N times each and count passes, retried passes and failures
@@ -136,7 +153,8 @@ enum Cmd {
     /// Examples:
     ///   cargo ktstr test
     ///   cargo ktstr test --kernel 7.3 -- -E 'test(=my_test)' --no-capture
-    ///   cargo ktstr test -- --partition count:1/2      (half the suite, e.g. on one CI machine)
+    ///   cargo ktstr test --partition hash:1/2          (half the suite, e.g. on one CI machine)
+    ///   cargo ktstr test --archive suite.ktstr.tar --partition hash:2/2   (a share of a bundle: `cargo ktstr archive`)
     ///   RUST_BACKTRACE=1 cargo ktstr test -- -E 'test(=my_test)'   (verbose failure reports)
     #[command(verbatim_doc_comment)]
     Test(test_cmd::TestArgs),
@@ -146,6 +164,7 @@ fn main() {
     ktstr::init_tracing();
     let Cargo::Ktstr(cli) = Cargo::parse();
     let res = match cli.cmd {
+        Cmd::Archive(args) => archive::build::run(args),
         Cmd::Doctor(args) => doctor_cmd::run(args),
         Cmd::Kernel(args) => kernel_cmd::run(args),
         Cmd::Matrix(args) => matrix_cmd::run(args),

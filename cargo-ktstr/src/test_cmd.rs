@@ -18,6 +18,15 @@ pub struct TestArgs {
     /// kernel, fetched first if the cache is empty.
     #[arg(long)]
     kernel: Option<String>,
+    /// Run the tests of a bundle `cargo ktstr archive` wrote (the tar, or
+    /// the directory it was unpacked to) instead of building: no Rust
+    /// toolchain or source tree needed. Its kernel is the default.
+    #[arg(long, value_name = "BUNDLE")]
+    archive: Option<std::path::PathBuf>,
+    /// One share of the tests, as nextest's `--partition`: `hash:K/N`
+    /// (stable across machines and runs) or `count:K/N`.
+    #[arg(long, value_name = "hash:K/N")]
+    partition: Option<String>,
     /// Arguments passed to `cargo nextest run` (after `--`), e.g.
     /// `-E 'test(=my_test)'`, `--partition count:1/2`, `--no-capture`.
     #[arg(last = true)]
@@ -25,8 +34,14 @@ pub struct TestArgs {
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<()> {
-    let kernel = ktstr::kernel::ensure(args.kernel.as_deref())?;
-    let code = run_nextest(&kernel, &args.nextest_args)?;
+    let mut nextest_args = args.nextest_args;
+    if let Some(p) = args.partition {
+        nextest_args.splice(0..0, ["--partition".to_string(), p]);
+    }
+    let code = match &args.archive {
+        Some(bundle) => crate::archive::run::run(bundle, args.kernel.as_deref(), &nextest_args)?,
+        None => run_nextest(&ktstr::kernel::ensure(args.kernel.as_deref())?, &nextest_args)?,
+    };
     std::process::exit(code);
 }
 

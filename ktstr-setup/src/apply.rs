@@ -23,7 +23,7 @@ pub struct SetupArgs {
     #[arg(long, default_value = "/", requires = "dry_run")]
     root: PathBuf,
     /// Also what the whole test suite needs (`./run test`): shellcheck, g++,
-/// chromium.
+    /// chromium.
     #[arg(long)]
     test_tools: bool,
 }

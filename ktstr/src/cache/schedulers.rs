@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use semver::Version;
+pub use semver::Version;
 
 use super::is_executable;
 

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use object::{Object, ObjectSymbol, SymbolKind};
 
 /// The file a cached kernel's debug vmlinux is kept in, beside `vmlinuz`.
-pub(crate) const DEBUG_VMLINUX: &str = "vmlinux.debug";
+pub const DEBUG_VMLINUX: &str = "vmlinux.debug";
 
 /// Top-level directories of a kernel source tree: a DWARF path is shown
 /// from the first of these on (`kernel/sched/ext.c`), not from the build

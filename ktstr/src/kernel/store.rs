@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use super::version::sort_newest_first;
 use super::KernelImage;
 
-pub(crate) const VMLINUZ: &str = "vmlinuz";
-pub(crate) const CONFIG: &str = "config";
-pub(crate) const META: &str = "meta.json";
+pub const VMLINUZ: &str = "vmlinuz";
+pub const CONFIG: &str = "config";
+pub const META: &str = "meta.json";
 const STAGING_PREFIX: &str = ".staging-";
 
 /// Where a cached kernel came from, stored as `meta.json` beside it.
@@ -181,6 +181,37 @@ impl KernelStore {
             }
         }
         self.get(&meta.release).ok_or_else(|| io::Error::other(format!("{} vanished after install", target.display())))
+    }
+}
+
+impl KernelStore {
+    /// Adopts an entry brought from elsewhere (`cargo ktstr archive`):
+    /// `fill` writes its files (`vmlinuz`, `config`, `meta.json`, maybe
+    /// the debug vmlinux) into a fresh directory inside a staging one,
+    /// which is renamed into place, whole, unless `release` is already
+    /// cached (then the cached one stays). Returns the entry, and whether
+    /// it was new.
+    pub fn adopt(&self, release: &str, fill: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<(KernelImage, bool)> {
+        if let Some(k) = self.get(release) {
+            return Ok((k, false));
+        }
+        let staging = self.new_staging()?;
+        let entry = staging.join("entry");
+        let done = fs::create_dir(&entry).and_then(|()| fill(&entry)).and_then(|()| {
+            if self.get(release).is_none() {
+                let target = self.dir.join(release);
+                if target.exists() {
+                    fs::remove_dir_all(&target)?;
+                }
+                fs::rename(&entry, &target)?;
+            }
+            Ok(())
+        });
+        let _ = fs::remove_dir_all(&staging);
+        done?;
+        let k =
+            self.get(release).ok_or_else(|| io::Error::other(format!("{release} has no vmlinuz after adoption")))?;
+        Ok((k, true))
     }
 }
 

@@ -228,8 +228,14 @@ fn write_cpio<'a, W: Write>(out: &mut W, files: impl Iterator<Item = (&'a str, &
 const LIB_DIRS: &[&str] =
     &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
 
-/// Guest path → host path of every library `exe` loads, and its interpreter.
-fn library_closure(exe: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+/// Guest path → host path of every library `exe` loads, and its
+/// interpreter. `LD_LIBRARY_PATH` is searched first, as the host's loader
+/// does (a runner of `cargo ktstr archive` brings libraries that way);
+/// what is found there goes to the guest's first library directory.
+pub fn library_closure(exe: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let extra: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|v| std::env::split_paths(&v).filter(|p| p.is_absolute()).collect())
+        .unwrap_or_default();
     let mut found = BTreeMap::new();
     let mut queue = vec![exe.to_path_buf()];
     while let Some(elf) = queue.pop() {
@@ -239,12 +245,17 @@ fn library_closure(exe: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
             found.entry(interp.clone()).or_insert_with(|| PathBuf::from(&interp));
         }
         for lib in needed {
-            let Some(dir) = LIB_DIRS.iter().find(|d| Path::new(d).join(&lib).exists()) else {
+            let from_extra = extra.iter().map(|d| d.join(&lib)).find(|p| p.exists());
+            let from_dirs = || LIB_DIRS.iter().map(|d| Path::new(d).join(&lib)).find(|p| p.exists());
+            let Some(on_host) = from_extra.clone().or_else(from_dirs) else {
                 anyhow::bail!("{} needs {lib}, which is not in {}", elf.display(), LIB_DIRS.join(", "));
             };
-            let guest = format!("{dir}/{lib}");
+            let guest = match from_extra {
+                Some(_) => format!("{}/{lib}", LIB_DIRS[0]),
+                None => on_host.display().to_string(),
+            };
             if let std::collections::btree_map::Entry::Vacant(slot) = found.entry(guest) {
-                let host = std::fs::canonicalize(slot.key())?;
+                let host = std::fs::canonicalize(&on_host)?;
                 queue.push(host.clone());
                 slot.insert(host);
             }
