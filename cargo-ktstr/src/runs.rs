@@ -53,6 +53,8 @@ pub fn failed_since(dir: &Path, since: SystemTime) -> Vec<Failed> {
             stats: path.clone(),
             dump: records::dump_path(dir, stem),
             repro_dump: records::repro_dump_path(dir, stem),
+            trace: records::trace_path(dir, stem),
+            html: records::html_path(dir, stem),
         });
     }
     failed.sort_by(|a, b| (&a.test, &a.what).cmp(&(&b.test, &b.what)));
@@ -72,6 +74,13 @@ pub fn print_outputs(dir: &Path, failed: &[Failed]) {
             eprintln!("    repro dump {}", f.repro_dump.display());
         }
         eprintln!("    stats {}", f.stats.display());
+        // The run as a picture: a Chrome trace for ui.perfetto.dev and a
+        // self-contained page with the report and its plots.
+        for (what, path) in [("trace", &f.trace), ("html", &f.html)] {
+            if path.exists() {
+                eprintln!("    {what} {}", path.display());
+            }
+        }
         eprintln!("    replay cargo ktstr replay --filter {} --exec", f.test);
     }
 }

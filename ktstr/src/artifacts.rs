@@ -2,7 +2,9 @@
 //! `<target>/ktstr/<kernel release>/`; per test variant, a stats sidecar
 //! `{test}-{variant:016x}.ktstr.json` and, when it failed, a
 //! `{test}-{variant:016x}.failure-dump.json` (and `.repro.failure-dump.json`
-//! for its auto-repro VM). The dump paths are cleared
+//! for its auto-repro VM); and the run as a picture, its Chrome trace
+//! (`.trace.json`, for ui.perfetto.dev) and its HTML page (`.html`), drawn
+//! by `report`. The dump and picture paths are cleared
 //! before each run, so a passing rerun leaves no stale dump; every file is
 //! written whole (temporary file, then rename).
 
@@ -15,6 +17,7 @@ use serde_json::json;
 use crate::dump::FailureDump;
 use crate::judge::Verdict;
 use crate::outcome::RunOutcome;
+use crate::report::{self, Picture};
 use crate::vm::qmp::VcpuRegisters;
 use crate::wire::records::{self, StatsSidecar};
 
@@ -67,33 +70,46 @@ impl Artifacts {
         records::stats_path(&self.dir, &self.stem)
     }
 
+    /// The run's Chrome trace, for ui.perfetto.dev.
+    pub fn trace_path(&self) -> PathBuf {
+        records::trace_path(&self.dir, &self.stem)
+    }
+
+    /// The run's self-contained HTML page: its report and plots.
+    pub fn html_path(&self) -> PathBuf {
+        records::html_path(&self.dir, &self.stem)
+    }
+
     /// Before a run: no dump from an earlier one may survive it.
     pub(crate) fn clear(&self) {
         let _ = std::fs::remove_file(self.dump_path());
         let _ = std::fs::remove_file(self.repro_dump_path());
+        self.clear_picture();
     }
 
-    /// The stats sidecar of any run that reached a VM.
-    pub(crate) fn write_stats(&self, v: &Variant, o: &RunOutcome, verdict: &Verdict, expect_err: bool) -> Result<()> {
-        let doc = StatsSidecar {
-            test: v.test.to_string(),
-            scheduler: v.scheduler.map(str::to_string),
-            topology: v.topology.to_string(),
-            kernel: v.kernel_release.to_string(),
-            kernel_image: v.kernel_image.map(Path::to_path_buf),
-            binary_id: std::env::var("NEXTEST_BINARY_ID").ok(),
-            passed: verdict.passed(),
-            expected_failure: expect_err,
-            stage: o.stage.to_string(),
-            reasons: verdict.lines(),
-            bug_summary: o.bug_summary.clone(),
-            stats: o.result.as_ref().and_then(|r| r.stats.clone()),
-            monitor: o.monitor.clone(),
-            monitor_failures: verdict.monitor.failures.clone(),
-            vm_ms: Some(o.vm.wall.as_millis() as u64),
-            scheduler_log_tail: o.sched_log.iter().rev().take(SCHED_LOG_TAIL).rev().cloned().collect(),
-        };
-        write_atomic(&self.stats_path(), &serde_json::to_vec_pretty(&doc)?)
+    /// Nor a picture of an earlier run.
+    pub(crate) fn clear_picture(&self) {
+        let _ = std::fs::remove_file(self.trace_path());
+        let _ = std::fs::remove_file(self.html_path());
+    }
+
+    /// The stats sidecar of any run that reached a VM; returns what it wrote.
+    pub(crate) fn write_stats(
+        &self,
+        v: &Variant,
+        o: &RunOutcome,
+        verdict: &Verdict,
+        expect_err: bool,
+    ) -> Result<StatsSidecar> {
+        let doc = sidecar(v, o, verdict, expect_err);
+        write_atomic(&self.stats_path(), &serde_json::to_vec_pretty(&doc)?)?;
+        Ok(doc)
+    }
+
+    /// The run as a picture: its trace and its HTML page, each whole.
+    pub(crate) fn write_picture(&self, pic: &Picture) -> Result<()> {
+        write_atomic(&self.trace_path(), &report::trace::render(pic))?;
+        write_atomic(&self.html_path(), &report::html::render(pic))
     }
 
     /// The failure dump of the run (`repro`: of its auto-repro VM): the
@@ -147,6 +163,29 @@ impl Artifacts {
         }
         let path = if repro { self.repro_dump_path() } else { self.dump_path() };
         write_atomic(&path, &serde_json::to_vec_pretty(&doc)?)
+    }
+}
+
+/// The stats sidecar of a run that reached a VM.
+pub(crate) fn sidecar(v: &Variant, o: &RunOutcome, verdict: &Verdict, expect_err: bool) -> StatsSidecar {
+    StatsSidecar {
+        test: v.test.to_string(),
+        scheduler: v.scheduler.map(str::to_string),
+        topology: v.topology.to_string(),
+        kernel: v.kernel_release.to_string(),
+        kernel_image: v.kernel_image.map(Path::to_path_buf),
+        binary_id: std::env::var("NEXTEST_BINARY_ID").ok(),
+        passed: verdict.passed(),
+        expected_failure: expect_err,
+        stage: o.stage.to_string(),
+        reasons: verdict.lines(),
+        bug_summary: o.bug_summary.clone(),
+        stats: o.result.as_ref().and_then(|r| r.stats.clone()),
+        monitor: o.monitor.clone(),
+        monitor_failures: verdict.monitor.failures.clone(),
+        vm_ms: Some(o.vm.wall.as_millis() as u64),
+        sched_exit_at_ms: o.sched_exit.as_ref().filter(|(_, during)| *during).and(o.sched_exit_at_ms),
+        scheduler_log_tail: o.sched_log.iter().rev().take(SCHED_LOG_TAIL).rev().cloned().collect(),
     }
 }
 

@@ -4,5 +4,6 @@
 //! prints ([`decode`]).
 
 pub(crate) mod decode;
+pub(crate) mod stitch;
 
 pub use crate::wire::probe::*;

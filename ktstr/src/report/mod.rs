@@ -4,16 +4,21 @@
 //! `--- scheduler log ---`, `--- monitor ---`, `--- sched_ext dump ---`,
 //! each only when it has something to say.
 
+pub mod html;
 pub mod matrix;
 mod monitor;
+mod picture;
 mod stats;
 mod timeline;
+pub mod trace;
 
 use std::fmt::Write;
 
 use crate::judge::Verdict;
 use crate::outcome::RunOutcome;
 use crate::wire::topology::Topology;
+
+pub use picture::Picture;
 
 /// Lines of kernel console shown under `--- diagnostics ---`.
 const CONSOLE_TAIL: usize = 20;

@@ -20,5 +20,5 @@ pub use crate::scenario::Ctx;
 pub use entry::{find_test, KtstrTestEntry, KTSTR_TESTS};
 pub use map_write::BpfMapWrite;
 pub use prepare::sweep_killed_runs;
-pub use run::{run_ktstr_test, run_ktstr_test_with, FailedAt, KtstrFailure, RunOptions};
+pub use run::{artifacts_of, run_ktstr_test, run_ktstr_test_with, FailedAt, KtstrFailure, RunOptions};
 pub use scheduler::{Scheduler, SchedulerBinary, SCX_KTSTR};

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use super::entry::KtstrTestEntry;
 use super::prepare::{keep_run_dir, prepare, Purpose};
-use crate::artifacts::{Artifacts, DumpSource, Variant};
+use crate::artifacts::{self, Artifacts, DumpSource, Variant};
 use crate::judge::{judge, Verdict};
 use crate::kernel::{self, KernelImage};
 use crate::monitor::Monitor;
 use crate::outcome::{RunOutcome, StageReached};
 use crate::probe::ProbePlan;
-use crate::report::{self, ReportHeader};
+use crate::report::{self, Picture, ReportHeader};
 use crate::repro;
 use crate::vm::{self, Accel, VmSpec};
 
@@ -72,7 +72,7 @@ pub fn run_ktstr_test(entry: &KtstrTestEntry) {
     // The kernel is looked up once: the artifacts are named after the
     // release the run boots.
     let kernel = kernel::resolve(None);
-    let artifacts = kernel.as_ref().ok().map(|k| artifacts_for(entry, k));
+    let artifacts = kernel.as_ref().ok().map(|k| artifacts_for(entry, &RunOptions::default(), k));
     if let Some((a, _)) = &artifacts {
         a.clear();
     }
@@ -105,14 +105,18 @@ pub fn run_ktstr_test(entry: &KtstrTestEntry) {
     }
 }
 
-/// The variant of `entry` as `#[test]` runs it, on the kernel it will get.
-fn artifacts_for(entry: &KtstrTestEntry, kernel: &KernelImage) -> (Artifacts, OwnedVariant) {
+/// The variant of `entry` as `opts` run it, on the kernel it will get.
+fn artifacts_for(entry: &KtstrTestEntry, opts: &RunOptions, kernel: &KernelImage) -> (Artifacts, OwnedVariant) {
+    let extra: Vec<String> = match &opts.extra_sched_args {
+        Some(args) => args.clone(),
+        None => entry.extra_sched_args.iter().map(|a| a.to_string()).collect(),
+    };
     let v = OwnedVariant {
         test: entry.full_name(),
         scheduler: entry.scheduler.map(|s| s.name),
         sched_args: entry
             .scheduler
-            .map(|s| s.args.iter().chain(entry.extra_sched_args).map(|a| a.to_string()).collect())
+            .map(|s| s.args.iter().map(|a| a.to_string()).chain(extra).collect())
             .unwrap_or_default(),
         topology: entry.topology.to_string(),
         kernel_release: kernel.release.clone(),
@@ -143,21 +147,15 @@ impl OwnedVariant {
     }
 }
 
-/// Writes the stats sidecar of a run that reached a VM and, if it failed,
-/// its failure dump. A test that pins a failure still gets both (the
-/// sidecar says it was expected). Trouble writing is a warning: the
-/// verdict stands.
+/// Writes the stats sidecar of a run that reached a VM, its picture (trace
+/// and HTML page) and, if it failed, its failure dump. A test that pins a
+/// failure still gets them (the sidecar says it was expected). Trouble
+/// writing is a warning: the verdict stands.
 fn record(a: &Artifacts, v: &Variant, entry: &KtstrTestEntry, res: &Result<RunOutcome, KtstrFailure>) {
-    // A run that returned its outcome passed: its verdict has no reasons.
-    let passed = Verdict::default();
-    let (outcome, verdict, stage) = match res {
-        Ok(o) => (o, &passed, String::new()),
-        Err(KtstrFailure { outcome: Some(o), verdict: Some(v), stage, .. }) => {
-            (o.as_ref(), v.as_ref(), stage.to_string())
-        }
-        Err(_) => return,
-    };
-    let mut written = a.write_stats(v, outcome, verdict, entry.expect_err);
+    let Some((outcome, verdict, stage)) = judged(res) else { return };
+    let verdict = verdict.cloned().unwrap_or_default();
+    let mut written =
+        a.write_stats(v, outcome, &verdict, entry.expect_err).and_then(|doc| picture(a, entry, &doc, res));
     if !verdict.passed() {
         written = written.and_then(|_| a.write_failure_dump(v, &DumpSource::of(outcome, &stage), false));
     }
@@ -168,6 +166,34 @@ fn record(a: &Artifacts, v: &Variant, entry: &KtstrTestEntry, res: &Result<RunOu
     if let Err(e) = written {
         eprintln!("ktstr: warning: writing artifacts under {}: {e:#}", a.dir.display());
     }
+}
+
+/// The outcome of a run that reached a VM, its verdict (`None`: it passed)
+/// and the stage it failed at.
+fn judged(res: &Result<RunOutcome, KtstrFailure>) -> Option<(&RunOutcome, Option<&Verdict>, String)> {
+    match res {
+        Ok(o) => Some((o, None, String::new())),
+        Err(KtstrFailure { outcome: Some(o), verdict: Some(v), stage, .. }) => {
+            Some((o.as_ref(), Some(v.as_ref()), stage.to_string()))
+        }
+        Err(_) => None,
+    }
+}
+
+/// The run's trace and HTML page, drawn from its sidecar, the report as
+/// printed and auto-repro's trail.
+fn picture(
+    a: &Artifacts,
+    entry: &KtstrTestEntry,
+    doc: &crate::wire::records::StatsSidecar,
+    res: &Result<RunOutcome, KtstrFailure>,
+) -> anyhow::Result<()> {
+    let h = header(entry);
+    let (text, trail) = match res {
+        Ok(o) => (report::render_pass(&h, o), None),
+        Err(f) => (f.report.clone(), f.repro.as_ref().and_then(|r| r.probe_trail.as_ref())),
+    };
+    a.write_picture(&Picture { title: &h.id(), run: doc, report: &text, trail })
 }
 
 /// A regression test passes when the run fails the way it pins: in a VM
@@ -203,9 +229,33 @@ fn expect_failure(entry: &KtstrTestEntry, res: Result<RunOutcome, KtstrFailure>)
     );
 }
 
-/// Runs a test in a VM and returns its outcome or its failure.
+/// Runs a test in a VM and returns its outcome or its failure, leaving the
+/// run's picture (trace and HTML page, see [`Artifacts::html_path`]) in its
+/// run directory. Its stats sidecar and failure dump are `#[test]` runs'
+/// only: they are what `cargo ktstr test` lists as failed and replays, and
+/// a caller of this judges the outcome itself (often a failure it wants).
 pub fn run_ktstr_test_with(entry: &KtstrTestEntry, opts: &RunOptions) -> Result<RunOutcome, KtstrFailure> {
-    run_on(entry, opts, kernel::resolve(opts.kernel.as_deref()))
+    let kernel = kernel::resolve(opts.kernel.as_deref());
+    let artifacts = kernel.as_ref().ok().map(|k| artifacts_for(entry, opts, k));
+    if let Some((a, _)) = &artifacts {
+        a.clear_picture();
+    }
+    let res = run_on(entry, opts, kernel);
+    if let (Some((a, v)), Some((o, verdict, _))) = (&artifacts, judged(&res)) {
+        let doc = artifacts::sidecar(&v.borrow(), o, &verdict.cloned().unwrap_or_default(), entry.expect_err);
+        if let Err(e) = picture(a, entry, &doc, &res) {
+            eprintln!("ktstr: warning: writing the run's picture under {}: {e:#}", a.dir.display());
+        }
+    }
+    res
+}
+
+/// Where [`run_ktstr_test_with`] leaves the picture of `entry` run with
+/// `opts` (on the kernel `opts` names): the trace is beside the page,
+/// [`Artifacts::trace_path`].
+pub fn artifacts_of(entry: &KtstrTestEntry, opts: &RunOptions) -> anyhow::Result<Artifacts> {
+    let k = kernel::resolve(opts.kernel.as_deref())?;
+    Ok(artifacts_for(entry, opts, &k).0)
 }
 
 /// The run on `kernel`, as looked up by the caller: resolve, prepare, run

@@ -17,6 +17,10 @@ pub const STATS_SUFFIX: &str = ".ktstr.json";
 pub const DUMP_SUFFIX: &str = ".failure-dump.json";
 /// The auto-repro VM's own failure dump.
 pub const REPRO_DUMP_SUFFIX: &str = ".repro.failure-dump.json";
+/// The run as a Chrome trace event file, for ui.perfetto.dev.
+pub const TRACE_SUFFIX: &str = ".trace.json";
+/// The run as a self-contained HTML page: the report and its plots.
+pub const HTML_SUFFIX: &str = ".html";
 /// The last run's record, in the root of the run directories.
 pub const LAST_RUN: &str = "last-run.json";
 
@@ -31,6 +35,14 @@ pub fn dump_path(dir: &Path, stem: &str) -> PathBuf {
 
 pub fn repro_dump_path(dir: &Path, stem: &str) -> PathBuf {
     dir.join(format!("{stem}{REPRO_DUMP_SUFFIX}"))
+}
+
+pub fn trace_path(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}{TRACE_SUFFIX}"))
+}
+
+pub fn html_path(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}{HTML_SUFFIX}"))
 }
 
 /// One run of a test variant that reached a VM, as its sidecar keeps it.
@@ -64,6 +76,10 @@ pub struct StatsSidecar {
     /// The VM's wall time, QEMU start to exit (ms).
     #[serde(default)]
     pub vm_ms: Option<u64>,
+    /// When the scheduler process died during the workload, in ms since
+    /// the payload started (the guest's clock), if it did.
+    #[serde(default)]
+    pub sched_exit_at_ms: Option<u64>,
     /// The last lines the scheduler printed (its stderr and stdout), so a
     /// tool can tell a scheduler's complaint about its config from a bug.
     #[serde(default)]
@@ -104,6 +120,11 @@ pub struct FailedTest {
     pub stats: PathBuf,
     pub dump: PathBuf,
     pub repro_dump: PathBuf,
+    /// The run's trace and HTML report (absent in records of older runs).
+    #[serde(default)]
+    pub trace: PathBuf,
+    #[serde(default)]
+    pub html: PathBuf,
 }
 
 impl FailedTest {
