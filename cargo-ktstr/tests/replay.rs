@@ -34,6 +34,15 @@ fn replay_lists_and_reruns_the_last_failures() {
     ] {
         assert!(text.contains(want), "no {want:?} in the outputs block:\n{text}");
     }
+    // After the stats line, the run's trace and HTML page, both there.
+    let picture =
+        regex::Regex::new(r"\n    stats (\S+)\.ktstr\.json\n    trace (\S+)\.trace\.json\n    html (\S+)\.html\n")
+            .unwrap();
+    let c = picture.captures(&text).unwrap_or_else(|| panic!("no stats, trace and html lines in order:\n{text}"));
+    assert!(c[1] == c[2] && c[2] == c[3], "one stem: {:?}", &c[0]);
+    for f in [format!("{}.trace.json", &c[2]), format!("{}.html", &c[3])] {
+        assert!(std::path::Path::new(&f).exists(), "{f} named but not there");
+    }
 
     let listed = cargo_ktstr(&out, &["replay", "--list"]);
     assert!(listed.status.success());
