@@ -63,6 +63,12 @@ pub fn failed_since(dir: &Path, since: SystemTime) -> Vec<Failed> {
 
 /// The spec's `cargo ktstr: test outputs` block, when something failed.
 pub fn print_outputs(dir: &Path, failed: &[Failed]) {
+    print_outputs_with(dir, failed, |test| format!("cargo ktstr replay --filter {test} --exec"));
+}
+
+/// [`print_outputs`], each failure's `replay` line from `rerun` (a
+/// runner of a bundle has no cargo: it reruns through the bundle).
+pub fn print_outputs_with(dir: &Path, failed: &[Failed], rerun: impl Fn(&str) -> String) {
     if failed.is_empty() {
         return;
     }
@@ -81,7 +87,7 @@ pub fn print_outputs(dir: &Path, failed: &[Failed]) {
                 eprintln!("    {what} {}", path.display());
             }
         }
-        eprintln!("    replay cargo ktstr replay --filter {} --exec", f.test);
+        eprintln!("    replay {}", rerun(&f.test));
     }
 }
 

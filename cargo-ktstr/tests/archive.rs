@@ -118,6 +118,11 @@ fn the_partitions_of_a_bundle_run_the_whole_suite_once() {
         let stats = dump
             .with_file_name(dump.file_name().unwrap().to_string_lossy().replace(".failure-dump.json", ".ktstr.json"));
         assert!(stats.is_file(), "its stats sidecar {} is beside it", stats.display());
+        // Rerun through the bundle: the runner has no cargo.
+        let top = m.root.join("ktstr-archive").display().to_string();
+        let rerun =
+            format!("    replay {top}/ktstr test --archive {top} -- --run-ignored all -E 'test(=archived_failing)'");
+        assert!(m.stderr.lines().any(|l| l == rerun), "{}", m.stderr);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -156,7 +156,10 @@ fn run_nextest(layout: &Layout, kernel: &KernelImage, args: &[String]) -> Result
         .with_context(|| format!("running the bundle's nextest ({})", layout.bin("cargo-nextest").display()))?;
     let dir = out_root.join(&kernel.release);
     let failed = runs::failed_since(&dir, started);
-    runs::print_outputs(&dir, &failed);
+    let bundle = layout.0.display().to_string();
+    runs::print_outputs_with(&dir, &failed, |test| {
+        format!("{bundle}/ktstr test --archive {bundle} -- --run-ignored all -E 'test(={test})'")
+    });
     if let Err(e) = runs::record(&out_root, kernel, &failed) {
         eprintln!("cargo ktstr: warning: cannot record this run: {e:#}");
     }
