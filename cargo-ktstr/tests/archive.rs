@@ -77,7 +77,10 @@ fn the_partitions_of_a_bundle_run_the_whole_suite_once() {
     let built = Command::new(env!("CARGO_BIN_EXE_cargo-ktstr"))
         .args(["ktstr", "archive"])
         .arg(&bundle)
-        .args(["--no-installed-schedulers", "--", "-p", "cargo-ktstr", "--test", "archive"])
+        // The workspace's selection, narrowed to this file's test target:
+        // `-p cargo-ktstr` alone would resolve other features than the
+        // suite's build, rebuilding (and replacing) binaries in use.
+        .args(["--no-installed-schedulers", "--", "--test", "archive"])
         .output()
         .expect("running cargo ktstr archive");
     let text = String::from_utf8_lossy(&built.stderr);

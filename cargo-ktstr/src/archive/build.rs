@@ -31,7 +31,8 @@ pub struct ArchiveArgs {
     #[arg(long)]
     no_installed_schedulers: bool,
     /// Arguments for `cargo nextest archive` (after `--`), e.g. `-p my-sched`
-    /// or `--test vm_tests` to bundle only those tests.
+    /// or `--test vm_tests` to bundle only those tests (without `-p`, the
+    /// whole workspace is selected, as `cargo ktstr test` builds it).
     #[arg(last = true)]
     nextest_args: Vec<String>,
 }
@@ -79,7 +80,9 @@ fn build(args: &ArchiveArgs, cargo: &std::ffi::OsStr, kernel: &KernelImage, stag
 
     // 2. What cargo does not know about, gathered before anything is written.
     let nextest_bin = on_path("cargo-nextest").context("cargo-nextest is not on PATH: install it first")?;
-    let me = std::env::current_exe().context("finding cargo-ktstr's own binary")?;
+    // The running binary itself: /proc/self/exe reads it even if a build
+    // has since replaced the file at its path.
+    let me = PathBuf::from("/proc/self/exe");
     let installed = if args.no_installed_schedulers { Vec::new() } else { newest_installed() };
     let mut elves: Vec<PathBuf> = vec![me.clone(), nextest_bin.clone()];
     elves.extend(test_binaries(cargo, &args.nextest_args)?);
