@@ -243,8 +243,13 @@ fn test_binaries(cargo: &std::ffi::OsStr, nextest_args: &[String]) -> Result<Vec
 fn libraries(elves: &[PathBuf]) -> Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
     for elf in elves {
-        let closure = ktstr::vm::initramfs::library_closure(elf)
-            .with_context(|| format!("finding the shared libraries of {}", elf.display()))?;
+        let closure = match ktstr::vm::initramfs::library_closure(elf) {
+            Ok(c) => c,
+            // A proc-macro crate's tests load the Rust standard library
+            // from the toolchain: nextest's archive carries that one.
+            Err(e) if format!("{e:#}").contains(" needs libstd-") => continue,
+            Err(e) => return Err(e.context(format!("finding the shared libraries of {}", elf.display()))),
+        };
         for (guest, host) in closure {
             let name = guest.rsplit('/').next().unwrap_or_default().to_string();
             if !GLIBC.iter().any(|g| name.starts_with(g)) {
