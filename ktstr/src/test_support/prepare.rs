@@ -98,9 +98,15 @@ pub(super) fn prepare(
     let plan_json = serde_json::to_vec_pretty(&plan).expect("plan serialises");
     let mut extra = vec![initramfs::extra_file(GuestPlan::PATH, plan_json)];
     extra.extend(include_files);
-    initramfs::with_extra_files(&base, &extra, &initrd).map_err(|e| ("initramfs", e))?;
-    let image_bytes = std::fs::metadata(&initrd).map(|m| m.len()).unwrap_or(0);
-    enough_memory(entry, image_bytes).map_err(|e| ("memory", e))?;
+    let checked = initramfs::with_extra_files(&base, &extra, &initrd).map_err(|e| ("initramfs", e)).and_then(|()| {
+        let image_bytes = std::fs::metadata(&initrd).map(|m| m.len()).unwrap_or(0);
+        enough_memory(entry, image_bytes).map_err(|e| ("memory", e))
+    });
+    if let Err(e) = checked {
+        // No VM will use it, and nothing in it is worth keeping.
+        let _ = std::fs::remove_dir_all(&run_dir);
+        return Err(e);
+    }
     vm_spec(entry, opts, kernel, (base, initrd), run_dir, attach_timeout_s, interactive)
 }
 
