@@ -68,12 +68,12 @@ fn build(args: &ArchiveArgs, cargo: &std::ffi::OsStr, kernel: &KernelImage, stag
     // 1. nextest's own archive: the test binaries and the workspace's
     //    binaries (the fixture schedulers among them).
     let nextest_archive = staging.join(NEXTEST_ARCHIVE);
-    let mut cmd = Command::new(cargo);
-    cmd.args(["nextest", "archive", "--archive-file"]).arg(&nextest_archive);
-    if !args.nextest_args.iter().any(|a| a == "-p" || a.starts_with("--package")) {
-        cmd.arg("--workspace");
-    }
-    let status = cmd.args(&args.nextest_args).status().context("running `cargo nextest archive`")?;
+    let status = Command::new(cargo)
+        .args(["nextest", "archive", "--archive-file"])
+        .arg(&nextest_archive)
+        .args(selection(&args.nextest_args))
+        .status()
+        .context("running `cargo nextest archive`")?;
     anyhow::ensure!(status.success(), "`cargo nextest archive` failed (its messages are above)");
     let meta = cargo_metadata(cargo)?;
     let workspace = PathBuf::from(meta["workspace_root"].as_str().unwrap_or_default());
@@ -149,7 +149,7 @@ fn build(args: &ArchiveArgs, cargo: &std::ffi::OsStr, kernel: &KernelImage, stag
     );
     eprintln!(
         "  on a runner: tar -xf {f} && {TOP}/{WRAPPER} test --archive {TOP} --partition hash:1/2",
-        f = super::file_name(&args.file)
+        f = args.file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
     );
     Ok(())
 }
@@ -223,14 +223,20 @@ fn add_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str) -> Result<()> {
     Ok(tar.append_data(&mut h, format!("{name}/"), std::io::empty())?)
 }
 
+/// The user's nextest arguments, with `--workspace` first unless they pick
+/// packages: the selection `cargo ktstr test` builds, so the same features
+/// resolve and nothing is rebuilt.
+fn selection(nextest_args: &[String]) -> Vec<String> {
+    let picks_packages = nextest_args.iter().any(|a| a == "-p" || a.starts_with("--package"));
+    let workspace = (!picks_packages).then(|| "--workspace".to_string());
+    workspace.into_iter().chain(nextest_args.iter().cloned()).collect()
+}
+
 /// The test binaries `cargo nextest archive` took (the same selection).
 fn test_binaries(cargo: &std::ffi::OsStr, nextest_args: &[String]) -> Result<Vec<PathBuf>> {
     let mut cmd = Command::new(cargo);
     cmd.args(["nextest", "list", "--list-type", "binaries-only", "--message-format", "json"]);
-    if !nextest_args.iter().any(|a| a == "-p" || a.starts_with("--package")) {
-        cmd.arg("--workspace");
-    }
-    let out = cmd.args(nextest_args).output().context("running `cargo nextest list`")?;
+    let out = cmd.args(selection(nextest_args)).output().context("running `cargo nextest list`")?;
     if !out.status.success() {
         bail!("`cargo nextest list` failed: {}", String::from_utf8_lossy(&out.stderr));
     }

@@ -30,7 +30,7 @@
 //! sidecar and failure dump under `ktstr-archive/run/target/ktstr/` as a
 //! local run writes them under `target/ktstr/`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -121,9 +121,4 @@ fn read_manifest(layout: &Layout) -> anyhow::Result<Manifest> {
         layout.0.display()
     );
     Ok(m)
-}
-
-/// The directory `path` names, or where it is as a file's name would say.
-fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }

@@ -106,7 +106,7 @@ fn adopt_schedulers(layout: &Layout, manifest: &Manifest) -> Result<()> {
     let root = schedulers::root();
     for spec in &manifest.schedulers {
         let Some((name, version)) = spec.split_once('@') else { continue };
-        let Ok(version) = semver_version(version) else { continue };
+        let Ok(version) = schedulers::Version::parse(version) else { continue };
         let target = schedulers::install_dir(&root, name, &version);
         if target.join("bin").join(name).is_file() {
             continue;
@@ -123,10 +123,6 @@ fn adopt_schedulers(layout: &Layout, manifest: &Manifest) -> Result<()> {
         eprintln!("cargo ktstr: scheduler {spec} from the bundle, now installed in {}", target.display());
     }
     Ok(())
-}
-
-fn semver_version(v: &str) -> Result<ktstr::cache::schedulers::Version> {
-    Ok(ktstr::cache::schedulers::Version::parse(v)?)
 }
 
 /// nextest from the archive, extracted into the bundle's `run/` (which
